@@ -1,0 +1,71 @@
+"""Runs dbt in-process (dbtRunner) against the project and the embedded warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reverse_etl.project import duckdb_path, profiles_dir, project_dir
+
+
+@dataclass
+class DbtResult:
+    success: bool
+    command: list[str]
+    failures: list[str] = field(default_factory=list)
+    exception: str | None = None
+
+
+def dbt_env(project: Path, database: Path) -> None:
+    """Point the built-in profile at the warehouse file (dbt reads it through env_var)."""
+    os.environ["CDP_DUCKDB_PATH"] = str(database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+
+
+def run_dbt(
+    args: Sequence[str],
+    *,
+    project: Path | None = None,
+    database: Path | None = None,
+    quiet: bool = False,
+) -> DbtResult:
+    """Invoke ``dbt <args>`` with the project's profile; return what failed, in plain words."""
+    from dbt.cli.main import dbtRunner
+
+    project = project or project_dir()
+    database = database or duckdb_path(project=project)
+    dbt_env(project, database)
+    command = [
+        *args,
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(profiles_dir()),
+    ]
+    if quiet:
+        command = ["--quiet", *command]
+    result = dbtRunner().invoke(command)
+    failures: list[str] = []
+    res = result.result
+    for node_result in getattr(res, "results", None) or []:
+        status = str(getattr(node_result, "status", "")).lower()
+        if status in {"error", "fail"}:
+            node = getattr(node_result, "node", None)
+            name = getattr(node, "unique_id", None) or getattr(node, "name", "?")
+            message = (getattr(node_result, "message", None) or "").strip()
+            failures.append(f"{name}: {message}")
+    exception = str(result.exception) if result.exception else None
+    return DbtResult(success=bool(result.success), command=command, failures=failures, exception=exception)
+
+
+def manifest(project: Path | None = None) -> dict[str, Any]:
+    """The manifest of the last parse or build (``target/manifest.json``)."""
+    project = project or project_dir()
+    path = project / "target" / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `cdp build` (or `dbt parse`) first.")
+    return json.loads(path.read_text())

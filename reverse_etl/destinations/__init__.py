@@ -1,0 +1,25 @@
+"""Destinations, one module each. To add one: write the module, add a line to REGISTRY, add its
+emulator to reverse_etl/emulators and its case to tests/destinations (see docs/destinations.md)."""
+
+from __future__ import annotations
+
+import importlib
+
+from reverse_etl.destinations.base import ConfigError, Destination
+
+# name -> "module:Class"; imported on first use so the CLI starts fast.
+REGISTRY: dict[str, str] = {
+}
+
+
+def destination_class(name: str, *, source: str = "<settings>") -> type[Destination]:
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"{source}: unknown destination '{name}'; choose one of {', '.join(sorted(REGISTRY))} "
+            "(`cdp destination list` shows them all)"
+        ) from None
+    module_name, class_name = target.split(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)

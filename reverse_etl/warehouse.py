@@ -1,0 +1,132 @@
+"""The one module that talks to the warehouse.
+
+Everything else (CLI, identity and profile look-ups, the sync engine) goes through :class:`Warehouse`,
+so a second engine is one more implementation of this interface, not edits across the code base.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from reverse_etl.project import ProjectError
+
+# Relations the dbt project builds, by schema (see dbt_project.yml and macros/generate_schema_name.sql).
+MARTS_SCHEMA = "marts"
+SEGMENTS_SCHEMA = "segments"
+SYNC_SCHEMA = "cdp_sync"
+
+
+class WarehouseError(Exception):
+    """A warehouse problem the user can act on."""
+
+
+class Warehouse:
+    """A connection to the embedded DuckDB warehouse."""
+
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, lock_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise ProjectError(
+                f"warehouse file {self.path} does not exist yet: run `cdp demo` or `cdp generate` and "
+                "`cdp build` first, or set CDP_DUCKDB_PATH to your warehouse file."
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = self._open(lock_timeout)
+
+    def _open(self, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+        # Another process (a dbt build, a sync) may hold the file's write lock for a moment: wait for it.
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"cannot open warehouse {self.path}: {exc}. Another process holds it; "
+                        "wait for it to finish."
+                    ) from exc
+                time.sleep(0.2)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.con.execute(sql, params or [])
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql, params or [])
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        row = self.con.execute(sql, params or []).fetchone()
+        return None if row is None else row[0]
+
+    def stream(
+        self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 10_000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Rows of a query in batches, without holding the whole result in memory."""
+        cur = self.con.cursor()
+        reader = cur.execute(sql, params or []).fetch_record_batch(batch_size)
+        for batch in reader:
+            yield batch.to_pylist()
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        placeholders = ", ".join("?" for _ in columns)
+        self.con.executemany(
+            f"insert into {table} ({', '.join(columns)}) values ({placeholders})", [list(r) for r in rows]
+        )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        self.con.execute("begin transaction")
+        try:
+            yield self
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        else:
+            self.con.execute("commit")
+
+    # -- catalogue -------------------------------------------------------------------------------
+
+    def relation_exists(self, schema: str, name: str) -> bool:
+        return bool(
+            self.scalar(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, name],
+            )
+        )
+
+    def columns(self, schema: str, name: str) -> list[str]:
+        rows = self.con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [schema, name],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def require(self, schema: str, name: str, hint: str = "run `cdp build` first") -> str:
+        """The quoted relation name, or a clear error when it has not been built."""
+        if not self.relation_exists(schema, name):
+            raise WarehouseError(f"{schema}.{name} does not exist in {self.path}: {hint}.")
+        return f'"{schema}"."{name}"'
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
