@@ -89,6 +89,18 @@ def build(
     click.secho(f"dbt build passed on {obj.database}", fg="green")
 
 
+def _register() -> None:
+    from reverse_etl.identity_cli import identity_group
+
+    cli.add_command(identity_group)
+    from reverse_etl.sync.cli import sync_group
+
+    cli.add_command(sync_group, "sync")
+
+
+_register()
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,15 @@ class Warehouse:
     ) -> Iterator[list[dict[str, Any]]]:
         """Rows of a query in batches, without holding the whole result in memory."""
         cur = self.con.cursor()
-        reader = cur.execute(sql, params or []).fetch_record_batch(batch_size)
-        for batch in reader:
-            yield batch.to_pylist()
+        try:
+            # A relation's reader streams; an executed result's reader would first copy every row
+            # (DuckDB 2.x), so memory would grow with the result.
+            relation = cur.sql(sql, params=list(params or []))
+            reader = relation.to_arrow_reader(batch_size) if relation is not None else iter(())
+            for batch in reader:
+                yield batch.to_pylist()
+        finally:
+            cur.close()
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -86,6 +92,26 @@ class Warehouse:
         self.con.executemany(
             f"insert into {table} ({', '.join(columns)}) values ({placeholders})", [list(r) for r in rows]
         )
+
+    def append(
+        self, table: str, data: Mapping[str, Sequence[Any]], types: Mapping[str, Any] | None = None
+    ) -> None:
+        """Bulk insert column-wise data through one Arrow scan (executemany is row by row and slow).
+        ``types`` optionally gives pyarrow types for columns whose Python values are ambiguous."""
+        import pyarrow as pa
+
+        columns = list(data)
+        if not columns or not len(data[columns[0]]):
+            return
+        types = types or {}
+        arrow = pa.table({c: pa.array(list(data[c]), type=types.get(c)) for c in columns})
+        names = ", ".join(f'"{c}"' for c in columns)
+        view = f"__append_{id(arrow)}"
+        self.con.register(view, arrow)
+        try:
+            self.con.execute(f"insert into {table} ({names}) select {names} from {view}")
+        finally:
+            self.con.unregister(view)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Warehouse]:

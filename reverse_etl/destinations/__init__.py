@@ -9,6 +9,13 @@ from reverse_etl.destinations.base import ConfigError, Destination
 
 # name -> "module:Class"; imported on first use so the CLI starts fast.
 REGISTRY: dict[str, str] = {
+    "braze": "reverse_etl.destinations.braze:BrazeUsers",
+    "klaviyo": "reverse_etl.destinations.klaviyo:KlaviyoProfiles",
+    "hubspot": "reverse_etl.destinations.hubspot:HubSpotContacts",
+    "webhook": "reverse_etl.destinations.webhook:WebhookDestination",
+    "files": "reverse_etl.destinations.files:FilesDestination",
+    "google_ads": "reverse_etl.destinations.google_ads:GoogleAdsCustomerMatch",
+    "meta": "reverse_etl.destinations.meta:MetaCustomAudiences",
 }
 
 

@@ -66,6 +66,10 @@ class ConfigError(DestinationError):
     """Destination settings are wrong; the message names the key and the fix."""
 
 
+# (method, url, headers, body): body is JSON-serialisable data, raw bytes/str, or None.
+PlannedRequest = tuple[str, str, dict[str, str], Any]
+
+
 @dataclass(frozen=True)
 class Record:
     """One record to deliver: its primary key and the mapped, normalised fields."""
@@ -169,7 +173,9 @@ class Destination(abc.ABC):
 
     def secret_values(self) -> list[str]:
         """Resolved secrets, so logs and run tables can be scrubbed of them."""
-        return [str(self.settings[s.name]) for s in self.settings_spec if s.secret and self.settings.get(s.name)]
+        return [
+            str(self.settings[s.name]) for s in self.settings_spec if s.secret and self.settings.get(s.name)
+        ]
 
     # -- the vendor API --------------------------------------------------------------------------
 
@@ -192,6 +198,32 @@ class Destination(abc.ABC):
     ) -> list[RecordResult]:
         """Send one batch (``len(records) <= limits.max_batch_size``) and return one result per record.
         Raise TransientError, BatchRejected or TerminalError for failures of the whole request."""
+
+    def build_request(
+        self, operation: str, records: Sequence[Record], context: SyncContext
+    ) -> PlannedRequest:
+        """The exact HTTP request that carries this batch, built without sending it, so an offline plan
+        can show what a sync would do. Destinations that send over HTTP override it."""
+        raise NotImplementedError(f"destination '{self.name}' does not describe its requests")
+
+    def plan_requests(
+        self, operation: str, records: Sequence[Record], context: SyncContext
+    ) -> list[PlannedRequest]:
+        """Every request one batch needs, in order. Most vendors need one; flows with several steps
+        (create a job, add to it, run it) override this."""
+        return [self.build_request(operation, records, context)]
+
+    def send_request(self, request: PlannedRequest, *, timeout: float = 60.0) -> requests.Response:
+        """Send a planned request; transport failures (timeouts, resets) become TransientError."""
+        method, url, headers, body = request
+        try:
+            if body is None:
+                return self.session.request(method, url, headers=headers, timeout=timeout)
+            if isinstance(body, (bytes, str)):
+                return self.session.request(method, url, headers=headers, data=body, timeout=timeout)
+            return self.session.request(method, url, headers=headers, json=body, timeout=timeout)
+        except requests.RequestException as exc:
+            raise raise_for_transport(exc) from exc
 
     def close(self) -> None:
         self.session.close()

@@ -8,6 +8,12 @@ import importlib
 from reverse_etl.emulators.base import Emulator, FaultConfig
 
 REGISTRY: dict[str, str] = {
+    "braze": "reverse_etl.emulators.braze:BrazeEmulator",
+    "klaviyo": "reverse_etl.emulators.klaviyo:KlaviyoEmulator",
+    "hubspot": "reverse_etl.emulators.hubspot:HubSpotEmulator",
+    "webhook": "reverse_etl.emulators.webhook:WebhookEmulator",
+    "google_ads": "reverse_etl.emulators.google_ads:GoogleAdsEmulator",
+    "meta": "reverse_etl.emulators.meta:MetaEmulator",
 }
 
 
@@ -15,7 +21,9 @@ def emulator_class(name: str) -> type[Emulator]:
     try:
         target = REGISTRY[name]
     except KeyError:
-        raise KeyError(f"no emulator for '{name}'; emulators exist for {', '.join(sorted(REGISTRY))}") from None
+        raise KeyError(
+            f"no emulator for '{name}'; emulators exist for {', '.join(sorted(REGISTRY))}"
+        ) from None
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 

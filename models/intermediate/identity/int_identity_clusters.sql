@@ -1,0 +1,99 @@
+{#-
+    One row per usable identifier (neither blocklisted nor a hub) with the cluster it belongs to.
+
+    1. Connected components of int_identity_edges by randomised contraction (O(log n) rounds).
+    2. never_merge overrides, then each per-type limit in priority order: in a cluster that holds two
+       identifiers that must stay apart (two user_ids when the limit is 1), every identifier joins the
+       nearest of them (breadth-first from all of them at once; ties go to the smaller key) and the
+       links between the resulting parts are cut. The strong identifiers are never dropped; the cut
+       links are recorded in `<this>__cut_links` and reported by identity_rejections.
+
+    Scratch tables live in this model's schema under `<this>__*` and are dropped when done.
+-#}
+-- depends_on: {{ ref('int_identity_edges') }}
+-- depends_on: {{ ref('identity_overrides') }}
+{{ config(
+    materialized='table',
+    post_hook=["drop table if exists {{ this.schema }}.{{ this.identifier }}__assign"],
+) }}
+
+{%- set prefix = this.schema ~ '.' ~ this.identifier %}
+{%- set cut_links = prefix ~ '__cut_links' %}
+
+{%- if execute %}
+    {%- set edges_sql = "select identifier_key_a as node_a, identifier_key_b as node_b from " ~ ref('int_identity_edges') %}
+    {%- set cc = cdp_connected_components(edges_sql, prefix, var('cdp_identity_max_rounds')) %}
+    {{ log('identity: connected components converged in ' ~ cc['rounds'] ~ ' rounds', info=true) }}
+    {%- set assign = prefix ~ '__assign' %}
+    {{ cdp_scratch_table(assign, "select node as identifier_key, rep as cluster_key from " ~ cc['table']) }}
+    {% do run_query('drop table if exists ' ~ cc['table']) %}
+    {{ cdp_scratch_table(cut_links,
+        "select cast(null as bigint) as identifier_key_a, cast(null as bigint) as identifier_key_b,
+                cast(null as " ~ dbt.type_string() ~ ") as reason where 1 = 0") }}
+
+    {#- never_merge pairs that landed in one cluster: both sides become anchors. -#}
+    {%- set never_merge_anchors =
+        "select distinct n.identifier_key
+         from " ~ ref('identity_overrides') ~ " as o
+         inner join " ~ ref('int_identity_nodes') ~ " as na
+            on na.identifier_type = o.identifier_type_a and na.identifier_value = o.identifier_value_a
+         inner join " ~ ref('int_identity_nodes') ~ " as nb
+            on nb.identifier_type = o.identifier_type_b and nb.identifier_value = o.identifier_value_b
+         inner join " ~ assign ~ " as aa on aa.identifier_key = na.identifier_key
+         inner join " ~ assign ~ " as ab on ab.identifier_key = nb.identifier_key
+         inner join " ~ ref('int_identity_nodes') ~ " as n on n.identifier_key in (na.identifier_key, nb.identifier_key)
+         where o.rule = 'never_merge' and aa.cluster_key = ab.cluster_key" %}
+    {%- do cdp_identity_split(prefix, assign, never_merge_anchors, 'never_merge', cut_links) %}
+
+    {%- set limits = var('cdp_identifier_limits', {}) %}
+    {%- for identifier_type in var('cdp_identifier_priority') if identifier_type in limits %}
+        {%- set anchors =
+            "select a.identifier_key
+             from " ~ assign ~ " as a
+             inner join " ~ ref('int_identity_nodes') ~ " as n on n.identifier_key = a.identifier_key
+             where n.identifier_type = '" ~ identifier_type ~ "'
+               and a.cluster_key in (
+                 select a2.cluster_key
+                 from " ~ assign ~ " as a2
+                 inner join " ~ ref('int_identity_nodes') ~ " as n2 on n2.identifier_key = a2.identifier_key
+                 where n2.identifier_type = '" ~ identifier_type ~ "'
+                 group by a2.cluster_key
+                 having count(*) > " ~ limits[identifier_type] ~ ")" %}
+        {%- do cdp_identity_split(prefix, assign, anchors, 'limit:' ~ identifier_type, cut_links) %}
+    {%- endfor %}
+{%- endif %}
+
+with
+
+nodes as (
+
+    select * from {{ ref('int_identity_nodes') }}
+
+),
+
+hubs as (
+
+    select * from {{ ref('int_identity_hubs') }}
+
+),
+
+assigned as (
+
+    select * from {{ prefix ~ '__assign' }}
+
+),
+
+final as (
+
+    select
+        nodes.identifier_key,
+        coalesce(assigned.cluster_key, nodes.identifier_key) as cluster_key
+    from nodes
+    left join hubs on hubs.identifier_key = nodes.identifier_key
+    left join assigned on assigned.identifier_key = nodes.identifier_key
+    where not nodes.is_blocked
+        and hubs.identifier_key is null
+
+)
+
+select * from final

@@ -1,0 +1,277 @@
+{#-
+    One row per customer: the golden record and the computed traits segments are written on.
+    customer_profiles adds the segments each customer is in.
+-#}
+{%- set survivorship = var('cdp_survivorship') %}
+
+with
+
+graph as (
+
+    select * from {{ ref('identity_graph') }}
+
+),
+
+events as (
+
+    select * from {{ ref('customer_events') }}
+
+),
+
+sessions as (
+
+    select * from {{ ref('customer_sessions') }}
+
+),
+
+attributes as (
+
+    select * from {{ ref('int_profile_attributes') }}
+
+),
+
+customers as (
+
+    select
+        customer_id,
+        min(first_seen_at) as first_seen_at,
+        count(*) as identifier_count,
+        count(case when identifier_type = 'user_id' then 1 end) > 0 as is_registered,
+        max(case when identifier_type = 'user_id' then identifier_value end) as user_id,
+        max(case when identifier_type = 'crm_id' then identifier_value end) as crm_id
+    from graph
+    group by customer_id
+
+),
+
+attribute_counts as (
+
+    select
+        attributes.*,
+        count(*) over (partition by customer_id, attribute, attribute_value) as value_count
+    from attributes
+
+),
+
+survivors as (
+
+    select customer_id, attribute, attribute_value, source_model
+    from (
+        {%- for attribute, rule in survivorship.items() %}
+        select
+            customer_id,
+            attribute,
+            attribute_value,
+            source_model,
+            row_number() over (partition by customer_id order by {{ cdp_survivorship_order(rule) }}) as value_rank
+        from attribute_counts
+        where attribute = '{{ attribute }}'
+        {%- if not loop.last %}
+        union all
+        {%- endif %}
+        {%- endfor %}
+    ) as ranked
+    where value_rank = 1
+
+),
+
+golden as (
+
+    select
+        customer_id,
+        {%- for attribute in survivorship %}
+        max(case when attribute = '{{ attribute }}' then attribute_value end) as {{ attribute }},
+        {%- endfor %}
+        max(case when attribute = 'email' then source_model end) as email_source
+    from survivors
+    group by customer_id
+
+),
+
+crm_stage as (
+
+    select customer_id, attribute_value as crm_lifecycle_stage
+    from (
+        select
+            customer_id,
+            attribute_value,
+            row_number() over (partition by customer_id order by observed_at desc) as stage_rank
+        from attributes
+        where attribute = 'lifecycle_stage'
+    ) as staged
+    where stage_rank = 1
+
+),
+
+activity as (
+
+    select
+        customer_id,
+        min(occurred_at) as first_event_at,
+        max(occurred_at) as last_seen_at,
+        count(case when event_type in ('page', 'track') then 1 end) as web_events,
+        count(case when event_type = 'page' then 1 end) as page_views,
+        count(case when event_type = 'track' and event_name = 'product_added' then 1 end) as products_added,
+        max(case when event_type = 'track' and event_name in ('product_added', 'checkout_started')
+            then occurred_at end) as last_cart_activity_at,
+        count(case when event_type = 'order' and event_name in ('order_completed', 'order_refunded', 'order_partially_refunded') then 1 end) as orders,
+        count(case when event_type = 'order' and event_name = 'order_refunded' then 1 end) as refunded_orders,
+        sum(case when event_type = 'order' and event_name <> 'order_cancelled' then revenue else 0 end) as lifetime_value,
+        min(case when event_type = 'order' and event_name <> 'order_cancelled' then occurred_at end) as first_order_at,
+        max(case when event_type = 'order' and event_name <> 'order_cancelled' then occurred_at end) as last_order_at,
+        count(case when event_name = 'email_delivered' then 1 end) as emails_delivered,
+        count(case when event_name = 'email_open' then 1 end) as email_opens,
+        count(case when event_name = 'email_click' then 1 end) as email_clicks,
+        max(case when event_name = 'email_open' then occurred_at end) as last_email_open_at,
+        count(case when event_name = 'email_bounce' then 1 end) > 0 as has_email_bounced,
+        count(case when event_name in ('email_unsubscribe', 'email_spam_complaint') then 1 end) > 0 as has_unsubscribed
+    from events
+    where customer_id is not null
+    group by customer_id
+
+),
+
+session_counts as (
+
+    select customer_id, count(*) as sessions
+    from sessions
+    where customer_id is not null
+    group by customer_id
+
+),
+
+consent_changes as (
+
+    select
+        customer_id,
+        event_name,
+        row_number() over (
+            partition by customer_id, replace(replace(event_name, '_granted', ''), '_revoked', '')
+            order by occurred_at desc, event_id desc
+        ) as change_rank
+    from events
+    where event_type = 'consent' and customer_id is not null
+
+),
+
+consent as (
+
+    select
+        customer_id,
+        {%- for purpose in var('cdp_consent_purposes') %}
+        max(case when event_name = 'consent_{{ purpose }}_granted' then 1 else 0 end) = 1 as consent_{{ purpose }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from consent_changes
+    where change_rank = 1
+    group by customer_id
+
+),
+
+joined as (
+
+    select
+        customers.customer_id,
+        customers.user_id,
+        customers.crm_id,
+        customers.is_registered,
+        customers.identifier_count,
+        {%- for attribute in survivorship %}
+        golden.{{ attribute }},
+        {%- endfor %}
+        least(customers.first_seen_at, coalesce(activity.first_event_at, customers.first_seen_at)) as first_seen_at,
+        activity.last_seen_at,
+        coalesce(session_counts.sessions, 0) as sessions,
+        coalesce(activity.page_views, 0) as page_views,
+        coalesce(activity.products_added, 0) as products_added,
+        activity.last_cart_activity_at,
+        coalesce(activity.orders, 0) as orders,
+        coalesce(activity.refunded_orders, 0) as refunded_orders,
+        coalesce(activity.lifetime_value, 0) as lifetime_value,
+        case when activity.orders > 0 then activity.lifetime_value / activity.orders end as average_order_value,
+        activity.first_order_at,
+        activity.last_order_at,
+        coalesce(activity.emails_delivered, 0) as emails_delivered,
+        coalesce(activity.email_opens, 0) as email_opens,
+        coalesce(activity.email_clicks, 0) as email_clicks,
+        activity.last_email_open_at,
+        coalesce(activity.has_email_bounced, false) as has_email_bounced,
+        coalesce(activity.has_unsubscribed, false) as has_unsubscribed,
+        {%- for purpose in var('cdp_consent_purposes') %}
+        coalesce(consent.consent_{{ purpose }}, false) as consent_{{ purpose }},
+        {%- endfor %}
+        crm_stage.crm_lifecycle_stage,
+        {{ cdp_as_of() }} as as_of
+    from customers
+    left join golden on golden.customer_id = customers.customer_id
+    left join activity on activity.customer_id = customers.customer_id
+    left join session_counts on session_counts.customer_id = customers.customer_id
+    left join consent on consent.customer_id = customers.customer_id
+    left join crm_stage on crm_stage.customer_id = customers.customer_id
+
+),
+
+scored as (
+
+    select
+        joined.*,
+        {{ dbt.datediff('last_order_at', 'as_of', 'day') }} as days_since_last_order,
+        {{ dbt.datediff('last_seen_at', 'as_of', 'day') }} as days_since_last_seen,
+        case
+            when orders >= 2 then {{ dbt.datediff('first_order_at', 'last_order_at', 'day') }} * 1.0 / (orders - 1)
+        end as days_between_orders
+    from joined
+
+),
+
+rfm as (
+
+    select
+        scored.*,
+        case when orders > 0 then ntile(5) over (partition by orders > 0 order by days_since_last_order desc) end as recency_score,
+        case when orders > 0 then ntile(5) over (partition by orders > 0 order by orders) end as frequency_score,
+        case when orders > 0 then ntile(5) over (partition by orders > 0 order by lifetime_value) end as monetary_score
+    from scored
+
+),
+
+final as (
+
+    select
+        rfm.*,
+        case
+            when orders > 0 then cast(recency_score as {{ dbt.type_string() }})
+                || cast(frequency_score as {{ dbt.type_string() }}) || cast(monetary_score as {{ dbt.type_string() }})
+        end as rfm_segment,
+        coalesce(
+            crm_lifecycle_stage,
+            case
+                when orders > 0 and days_since_last_order > 180 then 'lapsed_customer'
+                when orders > 1 then 'repeat_customer'
+                when orders = 1 then 'customer'
+                when is_registered or email is not null then 'lead'
+                else 'visitor'
+            end
+        ) as lifecycle_stage,
+        {#- Churn risk: how overdue the next order is against the customer's own rhythm (or 90 days),
+            raised when email engagement has stopped. Explained in churn_risk_reason. -#}
+        case
+            when orders = 0 then null
+            else least(1.0, round(
+                0.7 * least(1.0, days_since_last_order * 1.0 / (2 * coalesce(days_between_orders, 90) + 1))
+                + 0.3 * case when last_email_open_at is null
+                    or {{ dbt.datediff('last_email_open_at', 'as_of', 'day') }} > 60 then 1 else 0 end,
+                3))
+        end as churn_risk_score,
+        case
+            when orders = 0 then 'no orders'
+            else cast(days_since_last_order as {{ dbt.type_string() }}) || ' days since last order against a usual '
+                || cast(round(coalesce(days_between_orders, 90), 0) as {{ dbt.type_string() }}) || ' between orders'
+                || case when last_email_open_at is null
+                    or {{ dbt.datediff('last_email_open_at', 'as_of', 'day') }} > 60
+                    then '; no email opened in 60 days' else '' end
+        end as churn_risk_reason
+    from rfm
+
+)
+
+select * from final

@@ -1,0 +1,52 @@
+{{ config(enabled=var('cdp_using_segment', true) and var('cdp_using_segment_checkout_started', true)) }}
+
+{%- set columns = cdp_source_columns('segment', 'checkout_started') %}
+
+with
+
+source as (
+
+    select * from {{ source('segment', 'checkout_started') }}
+
+),
+
+ranked as (
+
+    select
+        source.*,
+        row_number() over (
+            partition by {{ cdp_segment_event_id_column(columns) }}
+            order by {{ cdp_segment_first_delivery_order(columns) }}
+        ) as delivery_rank
+    from source
+
+),
+
+first_deliveries as (
+
+    select * from ranked
+    where delivery_rank = 1
+
+),
+
+renamed as (
+
+    select
+        {{ cdp_segment_event_columns(columns) }}
+        coalesce({{ cdp_clean_identifier(cdp_column(columns, ['event'])) }}, 'checkout_started') as event_name,
+        {{ cdp_clean_identifier(cdp_column(columns, ['cart_id'])) }} as cart_id,
+        {{ cdp_clean_identifier(cdp_column(columns, ['order_id'])) }} as order_id,
+        {{ cdp_column(columns, ['value', 'total', 'revenue'], 'numeric') }} as checkout_value,
+        upper({{ cdp_clean_identifier(cdp_column(columns, ['currency'])) }}) as currency
+    from first_deliveries
+
+),
+
+final as (
+
+    select * from renamed
+    where event_id is not null
+
+)
+
+select * from final

@@ -1,0 +1,191 @@
+"""Where a sync reads from, and the one query that says what changed since the last run.
+
+The diff is computed in the warehouse: a full outer join of today's rows with ``cdp_sync.sync_state`` on
+the primary key, comparing a hash of the mapped columns only. Its result is streamed in batches, so
+memory does not grow with the table; the destination only ever sees what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reverse_etl.sync.config import NEW_ONLY_MODES, REMOVAL_MODES, SyncConfig, SyncConfigError, did_you_mean
+from reverse_etl.warehouse import MARTS_SCHEMA, SYNC_SCHEMA, Warehouse
+
+# Diff result operations: add (never delivered), change (delivered before, hash differs or pending),
+# remove (on the ledger, gone from the source), forget (pending record gone from the source and never
+# delivered: drop its state), invalid (not sendable; reason says why).
+DIFF_OPERATIONS = ("add", "change", "remove", "forget", "invalid")
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """A source as SQL: a relation and an optional filter with its parameters."""
+
+    schema: str
+    table: str
+    where: str = ""
+    params: tuple[Any, ...] = ()
+
+    @property
+    def relation(self) -> str:
+        return f"{quote(self.schema)}.{quote(self.table)}"
+
+    def select_from(self) -> str:
+        return self.relation + (f" where {self.where}" if self.where else "")
+
+    def describe(self) -> str:
+        return f"{self.schema}.{self.table}" + (f" where {self.where}" if self.where else "")
+
+
+def _model_relation(config: SyncConfig, project: Path | None) -> tuple[str, str]:
+    from reverse_etl.dbt import manifest
+
+    where = config.path
+    try:
+        data = manifest(project)
+    except FileNotFoundError as exc:
+        raise SyncConfigError(f"{where}: source.model: {exc}", config.path) from None
+    models = [
+        n for n in data.get("nodes", {}).values() if n.get("resource_type") == "model" and n.get("name") == config.source.name
+    ]
+    if not models:
+        names = sorted({n["name"] for n in data.get("nodes", {}).values() if n.get("resource_type") == "model"})
+        raise SyncConfigError(
+            f"{where}: source.model: no dbt model named '{config.source.name}'"
+            f"{did_you_mean(config.source.name, names)} (run `cdp build` after adding it)",
+            config.path,
+        )
+    project_name = data.get("metadata", {}).get("project_name")
+    models.sort(key=lambda n: n.get("package_name") != project_name)
+    node = models[0]
+    return node["schema"], node.get("alias") or node["name"]
+
+
+def resolve_source(config: SyncConfig, wh: Warehouse, project: Path | None = None) -> ResolvedSource:
+    """The relation a sync reads, checked to exist and to hold every column the sync needs."""
+    src = config.source
+    if src.kind == "model":
+        schema, table = _model_relation(config, project)
+        resolved = ResolvedSource(schema, table)
+    elif src.kind == "segment":
+        resolved = ResolvedSource(MARTS_SCHEMA, "segment_members", "segment_name = ?", (src.name,))
+    else:
+        schema, table = src.name.split(".", 1)
+        resolved = ResolvedSource(schema, table)
+    if not wh.relation_exists(resolved.schema, resolved.table):
+        hint = "run `cdp build` first" if src.kind != "table" else "create it or fix the name"
+        raise SyncConfigError(
+            f"{config.path}: source: {resolved.schema}.{resolved.table} does not exist in {wh.path}: {hint}",
+            config.path,
+        )
+    columns = wh.columns(resolved.schema, resolved.table)
+    lowered = {c.lower(): c for c in columns}
+    for col in config.source_columns():
+        if col.lower() not in lowered:
+            if col == config.primary_key:
+                key = "primary_key"
+            elif col in config.consent_columns():
+                key = f"consent ({col[len('consent_') :]})"
+            else:
+                key = "mapping"
+            raise SyncConfigError(
+                f"{config.path}: {key}: column '{col}' is not in {resolved.schema}.{resolved.table}"
+                f"{did_you_mean(col, columns)} (columns: {', '.join(columns)})",
+                config.path,
+            )
+    return resolved
+
+
+@dataclass(frozen=True)
+class DiffQuery:
+    sql: str
+    params: list[Any]
+    data_columns: list[str]
+
+
+def diff_query(config: SyncConfig, source: ResolvedSource, *, only_pending: bool = False) -> DiffQuery:
+    """The single SQL statement that yields added, changed, removed and invalid records.
+
+    Columns: ``__key``, ``__op`` (see DIFF_OPERATIONS), ``__reason``, ``__hash``, ``__payload`` (the
+    last delivered fields, for removals), then the source columns the mapping reads."""
+    data_cols = [c for c in config.source_columns() if c not in config.consent_columns()]
+    hashed = config.hashed_columns()
+    col_list = ", ".join(quote(c) for c in data_cols)
+    hash_args = ", ".join(["?", *(quote(c) for c in hashed)])
+    consent = " and ".join(f"coalesce(cast({quote(c)} as boolean), false)" for c in config.consent_columns()) or "true"
+    removal = config.mode in REMOVAL_MODES
+    new_only = config.mode in NEW_ONLY_MODES
+    pending_filter = "and st.status in ('rejected', 'failed')" if only_pending else ""
+    data_out = ", ".join(f"k.{quote(c)}" for c in data_cols)
+    inv_out = ", ".join(f"{quote(c)}" for c in data_cols)
+    null_keys = f"""union all
+select null as __key, 'invalid' as __op, 'null primary key' as __reason, null as __hash, null as __payload,
+       {inv_out}
+from src where __key is null"""
+    sql = f"""
+with src as (
+    select cast({quote(config.primary_key)} as varchar) as __key,
+           {col_list},
+           {consent} as __consent,
+           hash({hash_args}) as __hash
+    from {source.select_from()}
+),
+dups as (
+    select __key from src where __key is not null group by __key having count(*) > 1
+),
+keyed as (
+    select src.*, dups.__key is not null as __dup
+    from src left join dups using (__key)
+    where src.__key is not null
+),
+st as (
+    select record_key, row_hash, status, in_destination, acked_at, payload
+    from {SYNC_SCHEMA}.sync_state where sync_name = ?
+),
+joined as (
+    select
+        coalesce(k.__key, st.record_key) as __key,
+        case
+            when k.__key is null then case when st.in_destination then 'remove' else 'forget' end
+            when k.__dup then 'invalid'
+            when not k.__consent then
+                case when {str(removal).lower()} and st.in_destination then 'remove' else 'invalid' end
+            when st.record_key is null or st.acked_at is null then 'add'
+            when st.row_hash is distinct from k.__hash or st.status <> 'synced' then 'change'
+            else 'same'
+        end as __op,
+        case
+            when k.__key is null then null
+            when k.__dup then 'duplicate primary key'
+            when not k.__consent then 'missing consent'
+        end as __reason,
+        k.__hash,
+        st.payload as __payload,
+        st.status as __state_status,
+        {data_out}
+    from keyed k
+    full outer join st on k.__key = st.record_key
+    where k.__key is null or st.record_key is null or k.__dup or not k.__consent
+       or st.row_hash is distinct from k.__hash or st.status <> 'synced'
+)
+select __key, __op, __reason, __hash, __payload, {inv_out}
+from joined
+where __op <> 'same'
+  {"" if removal else "and __op <> 'remove'"}
+  {"and not (__op = 'change' and __state_status = 'synced')" if new_only else ""}
+  {pending_filter.replace("st.status", "__state_status")}
+{"" if only_pending else null_keys}
+"""
+    params: list[Any] = [config.mapping_signature(), *source.params, config.name]
+    return DiffQuery(sql, params, data_cols)
+
+
+def source_row_count(wh: Warehouse, source: ResolvedSource) -> int:
+    return int(wh.scalar(f"select count(*) from {source.select_from()}", list(source.params)) or 0)

@@ -1,0 +1,498 @@
+"""The sync engine: diff in the warehouse, deliver what changed, account for every record.
+
+A run: take the sync's lock; fold the journal of a run that was killed; resolve the source; stream the
+diff; turn rows into records (mapping, consent, the destination's normalisation); deliver batches on a
+bounded pool of workers; record each acknowledged batch in one transaction; fold the journal into the
+state; write the run's summary; send alerts. A record is never dropped silently: it is delivered,
+rejected, failed (retried next run) or invalid, and each of those is a row in ``cdp_sync.sync_records``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reverse_etl.destinations import destination_class
+from reverse_etl.destinations.base import (
+    Destination,
+    PlannedRequest,
+    Record,
+    SyncContext,
+    TerminalError,
+)
+from reverse_etl.sync import alerts as alerting
+from reverse_etl.sync import state
+from reverse_etl.sync.config import REMOVAL_MODES, SyncConfig
+from reverse_etl.sync.delivery import Aborted, Deliverer, Outcome, TokenBucket
+from reverse_etl.sync.diff import ResolvedSource, diff_query, resolve_source, source_row_count
+from reverse_etl.sync.lock import SyncLock
+from reverse_etl.warehouse import Warehouse
+
+
+def to_jsonable(value: Any) -> Any:
+    """Warehouse values as JSON values: timestamps ISO 8601, decimals as numbers, ids as strings."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return str(value)
+
+
+def build_destination(config: SyncConfig) -> Destination:
+    """The configured destination, with secrets resolved from the environment."""
+    cls = destination_class(config.destination.type, source=str(config.path))
+    return cls(config.destination.settings, source=f"{config.path}: destination")
+
+
+@dataclass
+class Batch:
+    operation: str
+    records: list[Record] = field(default_factory=list)
+    hashes: dict[str, int | None] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # key -> add | change | remove
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    sync_name: str
+    status: str = "running"
+    source_rows: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    failed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    requests: int = 0
+    splits: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+    alerts: list[str] = field(default_factory=list)
+    started_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PlanResult:
+    sync_name: str
+    source: str
+    destination: str
+    mode: str
+    source_rows: int
+    counts: dict[str, int]  # add, change, remove, invalid
+    operations: dict[str, int]  # destination operation -> records
+    batches: int
+    invalid_reasons: dict[str, int]
+    invalid_samples: list[tuple[str | None, str]]
+    requests: list[PlannedRequest]
+
+
+class _Prepared:
+    """Turns streamed diff rows into batches and journal entries."""
+
+    def __init__(self, config: SyncConfig, destination: Destination, batch_size: int) -> None:
+        self.config = config
+        self.destination = destination
+        self.batch_size = batch_size
+        self.send_op, self.remove_op = config.operations
+        self.keep_payload = config.mode in REMOVAL_MODES
+        self.buffers: dict[str, Batch] = {}
+        self.journal: list[state.JournalEntry] = []
+        self.counts: Counter[str] = Counter()
+        self.invalid_reasons: Counter[str] = Counter()
+
+    def _invalid(self, key: str | None, operation: str, reason: str) -> None:
+        self.counts["invalid"] += 1
+        self.invalid_reasons[reason] += 1
+        self.journal.append(state.JournalEntry(key, operation, "invalid", reason=reason))
+
+    def feed(self, rows: list[dict[str, Any]]) -> Iterator[Batch]:
+        """Consume diff rows; yield batches as they fill."""
+        mapping = self.config.mapping
+        for row in rows:
+            op = row["__op"]
+            key = row["__key"]
+            if op == "invalid":
+                self._invalid(key, self.send_op, row["__reason"])
+                continue
+            if op == "forget":
+                self.journal.append(
+                    state.JournalEntry(key, "forget", "skipped", reason="left the source before it was delivered")
+                )
+                continue
+            if op == "remove":
+                assert self.remove_op is not None
+                fields = json.loads(row["__payload"]) if row["__payload"] else {}
+                batch = self.buffers.setdefault(self.remove_op, Batch(self.remove_op))
+                batch.records.append(Record(key, fields))
+                batch.hashes[key] = None
+                batch.kinds[key] = "remove"
+                self.counts["remove"] += 1
+            else:
+                fields = {m.field: to_jsonable(m.render(row)) for m in mapping}
+                normalised, reason = self.destination.normalise(fields)
+                if normalised is None:
+                    self._invalid(key, self.send_op, reason or "invalid identifier")
+                    continue
+                batch = self.buffers.setdefault(self.send_op, Batch(self.send_op))
+                batch.records.append(Record(key, normalised))
+                batch.hashes[key] = row["__hash"]
+                batch.kinds[key] = op
+                self.counts[op] += 1
+            if len(batch.records) >= self.batch_size:
+                yield self.buffers.pop(batch.operation)
+
+    def flush(self) -> Iterator[Batch]:
+        # Removals go last: a record whose key moved is added before the old one is removed.
+        for operation in sorted(self.buffers, key=lambda o: o == self.remove_op):
+            batch = self.buffers.pop(operation)
+            if batch.records:
+                yield batch
+
+    def take_journal(self) -> list[state.JournalEntry]:
+        out, self.journal = self.journal, []
+        return out
+
+
+def _payload_json(fields: Mapping[str, Any]) -> str:
+    return json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+
+
+class SyncRun:
+    """One run of one sync against an open warehouse."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        wh: Warehouse,
+        *,
+        project: Path | None = None,
+        destination: Destination | None = None,
+        only_pending: bool = False,
+        progress: bool = False,
+    ) -> None:
+        self.config = config
+        self.wh = wh
+        self.project = project
+        self._destination = destination
+        self.only_pending = only_pending
+        self.progress = progress
+        self.abort = threading.Event()
+
+    # -- shared steps ------------------------------------------------------------------------------
+
+    def _destination_and_context(self) -> tuple[Destination, SyncContext]:
+        destination = self._destination or build_destination(self.config)
+        context = SyncContext(
+            sync_name=self.config.name,
+            mode=self.config.mode,
+            primary_key=self.config.primary_key,
+            state=state.load_destination_state(self.wh, self.config.name),
+        )
+        return destination, context
+
+    def _stream(self, source: ResolvedSource, chunk: int) -> Iterator[list[dict[str, Any]]]:
+        query = diff_query(self.config, source, only_pending=self.only_pending)
+        yield from self.wh.stream(query.sql, query.params, batch_size=chunk)
+
+    # -- plan ----------------------------------------------------------------------------------------
+
+    def plan(self, samples: int = 2) -> PlanResult:
+        """What a run would do, without sending anything: counts and the first requests, exactly."""
+        state.ensure_schema(self.wh)
+        with SyncLock(self.wh.path, self.config.name):
+            state.recover(self.wh, self.config.name)
+        source = resolve_source(self.config, self.wh, self.project)
+        destination, context = self._destination_and_context()
+        try:
+            size = self.config.effective_batch_size(destination.limits.max_batch_size)
+            prepared = _Prepared(self.config, destination, size)
+            operations: Counter[str] = Counter()
+            requests: list[PlannedRequest] = []
+            batches = 0
+            invalid_samples: list[tuple[str | None, str]] = []
+
+            def take(batch: Batch) -> None:
+                nonlocal batches
+                batches += 1
+                operations[batch.operation] += len(batch.records)
+                if len(requests) < samples:
+                    requests.extend(destination.plan_requests(batch.operation, batch.records, context))
+
+            for rows in self._stream(source, size):
+                for batch in prepared.feed(rows):
+                    take(batch)
+                for entry in prepared.take_journal():
+                    if entry.status == "invalid" and len(invalid_samples) < 20:
+                        invalid_samples.append((entry.record_key, entry.reason or ""))
+            for batch in prepared.flush():
+                take(batch)
+            return PlanResult(
+                sync_name=self.config.name,
+                source=source.describe(),
+                destination=self.config.destination.type,
+                mode=self.config.mode,
+                source_rows=source_row_count(self.wh, source),
+                counts={k: prepared.counts.get(k, 0) for k in ("add", "change", "remove", "invalid")},
+                operations=dict(operations),
+                batches=batches,
+                invalid_reasons=dict(prepared.invalid_reasons),
+                invalid_samples=invalid_samples,
+                requests=requests[: max(samples, 0)],
+            )
+        finally:
+            if self._destination is None:
+                destination.close()
+
+    # -- run -----------------------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        state.ensure_schema(self.wh)
+        with SyncLock(self.wh.path, self.config.name):
+            state.recover(self.wh, self.config.name)
+            source = resolve_source(self.config, self.wh, self.project)
+            destination, context = self._destination_and_context()
+            try:
+                return self._run(source, destination, context)
+            finally:
+                if self._destination is None:
+                    destination.close()
+
+    def _run(self, source: ResolvedSource, destination: Destination, context: SyncContext) -> RunSummary:
+        config, wh = self.config, self.wh
+        run_id = f"{config.name}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        summary = RunSummary(run_id, config.name)
+        started = state.start_run(wh, run_id, config.name, config.mode, config.destination.type)
+        summary.started_at = started.isoformat()
+        t0 = time.monotonic()
+        scrub = destination.secret_values()
+        interrupted: BaseException | None = None
+        try:
+            summary.source_rows = source_row_count(wh, source)
+            destination.prepare(context)
+            state.save_destination_state(wh, config.name, context.state)
+            self._deliver(source, destination, context, run_id, summary, scrub)
+            summary.status = "partial" if (summary.rejected or summary.failed) else "success"
+        except KeyboardInterrupt as exc:
+            summary.status, summary.error, interrupted = "interrupted", "interrupted by the user", exc
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            for secret in scrub:
+                message = message.replace(secret, "***")
+            summary.status, summary.error = "failed", message
+        summary.duration_s = round(time.monotonic() - t0, 3)
+        try:
+            state.save_destination_state(wh, config.name, context.state)
+        except Exception:  # the summary below matters more than the destination's cache
+            pass
+        previous = state.previous_run(wh, config.name, run_id)
+        if config.alerts.enabled or config.alerts.on_failure:
+            summary.alerts = alerting.evaluate(config.alerts, summary.as_dict(), previous)
+            if summary.alerts and config.alerts.enabled:
+                summary.alerts += alerting.send(config.alerts, summary.as_dict(), summary.alerts)
+        values = {
+            "finished_at": state.utcnow(),
+            "status": summary.status,
+            "source_rows": summary.source_rows,
+            "added": summary.added,
+            "changed": summary.changed,
+            "removed": summary.removed,
+            "invalid": summary.invalid,
+            "rejected": summary.rejected,
+            "failed": summary.failed,
+            "delivered": summary.delivered,
+            "retried": summary.retried,
+            "requests": summary.requests,
+            "duration_s": summary.duration_s,
+            "error": summary.error,
+            "alerts": "\n".join(summary.alerts) or None,
+        }
+        state.finish_run(wh, run_id, config.name, values)
+        if interrupted is not None:
+            raise interrupted
+        return summary
+
+    def _deliver(
+        self,
+        source: ResolvedSource,
+        destination: Destination,
+        context: SyncContext,
+        run_id: str,
+        summary: RunSummary,
+        scrub: list[str],
+    ) -> None:
+        config, wh = self.config, self.wh
+        limits = destination.limits
+        size = config.effective_batch_size(limits.max_batch_size)
+        workers = max(1, limits.max_concurrency)
+        deliverer = Deliverer(
+            destination, context, config.retry, bucket=TokenBucket(limits.requests_per_second), abort=self.abort, scrub=scrub
+        )
+        prepared = _Prepared(config, destination, size)
+        bar = _progress(self.progress, config.name)
+        inflight: dict[Future[Outcome], Batch] = {}
+        terminal: BaseException | None = None
+
+        def commit(done: set[Future[Outcome]]) -> None:
+            nonlocal terminal
+            for future in done:
+                batch = inflight.pop(future)
+                try:
+                    outcome = future.result()
+                except Aborted:
+                    continue  # not delivered: the next run's diff picks these records up again
+                except TerminalError as exc:
+                    terminal = terminal or exc
+                    self.abort.set()
+                    continue
+                except BaseException as exc:
+                    terminal = terminal or exc
+                    self.abort.set()
+                    continue
+                self._commit(batch, outcome, run_id, summary)
+                bar.update(len(batch.records))
+
+        def submit(pool: ThreadPoolExecutor, batch: Batch) -> None:
+            while len(inflight) >= workers:
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                commit(done)
+            if terminal is None:
+                inflight[pool.submit(deliverer.deliver, batch.operation, batch.records)] = batch
+
+        def flush_journal(force: bool = False) -> None:
+            if force or len(prepared.journal) >= size:
+                entries = prepared.take_journal()
+                state.write_journal(wh, run_id, config.name, entries)
+                summary.invalid = prepared.counts["invalid"]
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{config.name}")
+        try:
+            for rows in self._stream(source, size):
+                for batch in prepared.feed(rows):
+                    submit(pool, batch)
+                    if terminal is not None:
+                        break
+                flush_journal()
+                if terminal is not None:
+                    break
+            if terminal is None:
+                for batch in prepared.flush():
+                    submit(pool, batch)
+            while inflight:
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                commit(done)
+            flush_journal(force=True)
+        except BaseException:
+            self.abort.set()
+            while inflight:  # keep what was acknowledged before stopping
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                commit(done)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            bar.close()
+        if terminal is not None:
+            raise terminal
+
+    def _commit(self, batch: Batch, outcome: Outcome, run_id: str, summary: RunSummary) -> None:
+        keep_payload = self.config.mode in REMOVAL_MODES
+        fields_by_key = {r.key: r.fields for r in batch.records} if keep_payload else {}
+        entries: list[state.JournalEntry] = []
+        for key, status, http_status, reason in outcome.results:
+            kind = batch.kinds.get(key, "change")
+            payload = None
+            if keep_payload and status == "synced" and kind != "remove":
+                payload = _payload_json(fields_by_key[key])
+            entries.append(
+                state.JournalEntry(key, batch.operation, status, http_status, reason, batch.hashes.get(key), payload)
+            )
+            summary_field = {"add": "added", "change": "changed", "remove": "removed"}[kind]
+            setattr(summary, summary_field, getattr(summary, summary_field) + 1)
+            if status == "synced":
+                summary.delivered += 1
+            elif status == "rejected":
+                summary.rejected += 1
+            else:
+                summary.failed += 1
+        state.write_journal(self.wh, run_id, self.config.name, entries)
+        summary.retried += outcome.retries
+        summary.requests += outcome.requests
+        summary.splits += outcome.splits
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        return
+
+    def close(self) -> None:
+        return
+
+
+def _progress(enabled: bool, name: str) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(desc=f"sync {name}", unit="rec", unit_scale=True, leave=False)
+
+
+def run_sync(
+    config: SyncConfig,
+    wh: Warehouse,
+    *,
+    project: Path | None = None,
+    destination: Destination | None = None,
+    only_pending: bool = False,
+    progress: bool = False,
+) -> RunSummary:
+    """Run one sync. Problems before the run starts (config, missing source) raise; failures during the
+    run are recorded in ``cdp_sync.sync_runs`` and returned in the summary's status and error."""
+    return SyncRun(config, wh, project=project, destination=destination, only_pending=only_pending, progress=progress).run()
+
+
+def plan_sync(
+    config: SyncConfig,
+    wh: Warehouse,
+    *,
+    project: Path | None = None,
+    destination: Destination | None = None,
+    samples: int = 2,
+) -> PlanResult:
+    """Dry run: what would be sent, with the exact first requests; nothing goes over the network."""
+    return SyncRun(config, wh, project=project, destination=destination).plan(samples)
+
+
+def reset_sync(config: SyncConfig, wh: Warehouse) -> int:
+    """Full resync on the next run (removals still computed from the ledger). Returns ledger size kept."""
+    state.ensure_schema(wh)
+    with SyncLock(wh.path, config.name):
+        return state.reset(wh, config.name)
