@@ -97,10 +97,19 @@ def scipy_cc(con: duckdb.DuckDBPyConnection) -> tuple[float, int]:
 def cdp_cc(db: Path) -> tuple[float, int]:
     env_db = {"CDP_DUCKDB_PATH": str(db)}
     cmd = [
-        sys.executable, "-m", "dbt.cli.main", "run-operation", "cdp_run_connected_components",
-        "--args", "{edges: bench.edges, output: bench.components}",
-        "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT / "reverse_etl" / "profiles"),
-        "--target-path", str(db.parent / "target"),
+        sys.executable,
+        "-m",
+        "dbt.cli.main",
+        "run-operation",
+        "cdp_run_connected_components",
+        "--args",
+        "{edges: bench.edges, output: bench.components}",
+        "--project-dir",
+        str(PROJECT),
+        "--profiles-dir",
+        str(PROJECT / "reverse_etl" / "profiles"),
+        "--target-path",
+        str(db.parent / "target"),
     ]
     import os
 
@@ -112,7 +121,9 @@ def cdp_cc(db: Path) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--edges", type=int, default=1_000_000, help="approximate number of edges")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -133,10 +144,14 @@ def main() -> None:
         isolated = 0  # every node of bench.edges is in an edge
         con.close()
     assert cdp_components + isolated == scipy_components, (cdp_components, scipy_components)
-    print(f"{'edges':>12} {'nodes':>12} {'components':>11} {'floor s':>8} {'scipy s':>8} "
-          f"{'cdp s':>8} {'rounds':>6} {'cdp/scipy':>9} {'cdp/floor':>9}")
-    print(f"{edges:>12,} {nodes:>12,} {cdp_components:>11,} {floor:>8.2f} {scipy_seconds:>8.2f} "
-          f"{cdp_seconds:>8.2f} {rounds:>6} {cdp_seconds / scipy_seconds:>9.2f} {cdp_seconds / floor:>9.2f}")
+    print(
+        f"{'edges':>12} {'nodes':>12} {'components':>11} {'floor s':>8} {'scipy s':>8} "
+        f"{'cdp s':>8} {'rounds':>6} {'cdp/scipy':>9} {'cdp/floor':>9}"
+    )
+    print(
+        f"{edges:>12,} {nodes:>12,} {cdp_components:>11,} {floor:>8.2f} {scipy_seconds:>8.2f} "
+        f"{cdp_seconds:>8.2f} {rounds:>6} {cdp_seconds / scipy_seconds:>9.2f} {cdp_seconds / floor:>9.2f}"
+    )
 
 
 if __name__ == "__main__":

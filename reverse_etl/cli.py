@@ -89,7 +89,44 @@ def build(
     click.secho(f"dbt build passed on {obj.database}", fg="green")
 
 
+@cli.command()
+@click.option("--customers", type=click.IntRange(100), default=2000, show_default=True, help="People to generate.")
+@click.option("--seed", type=click.IntRange(0), default=42, show_default=True, help="Same seed, same data.")
+@pass_ctx
+def demo(obj: CdpContext, customers: int, seed: int) -> None:
+    """Generate a small dataset, build it, summarise it, and sync a segment to a local emulator."""
+    from reverse_etl.demo import DemoError, run_demo
+    from reverse_etl.display import render_table
+
+    try:
+        result = run_demo(obj.project, obj.database, customers=customers, seed=seed, say=click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+    s = result.summary
+    click.echo(
+        f"    {s['customers']:,} customers stitched from {s['identifiers']:,} identifiers "
+        f"({s['rejections']:,} identifiers or links rejected), {s['profiles']:,} profiles, "
+        f"{s['events']:,} events in {s['sessions']:,} sessions"
+    )
+    click.echo(render_table(result.segments))
+    sync = result.sync
+    click.echo(
+        f"    sync {sync['sync_name']}: {sync['status']}, {sync['delivered']:,} delivered, "
+        f"{sync['invalid']:,} invalid (kept back with a reason), {sync['rejected']:,} rejected; "
+        f"the emulator holds {sync['emulator_records']:,} records, exactly the sendable segment"
+    )
+    click.secho(f"\nDone. The warehouse is {result.database}. Next:", fg="green")
+    click.echo("  cdp identity stats                      how the identity graph looks")
+    click.echo("  cdp identity explain <email or id>      why a customer holds the identifiers it does")
+    click.echo("  cdp sync plan high_value_customers_webhook   what a sync would send, offline")
+    click.echo("  cdp sync history high_value_customers_webhook")
+    click.echo(f"  duckdb {result.database}             the marts schema: identity_graph, customer_profiles, ...")
+
+
 def _register() -> None:
+    from reverse_etl.datagen.cli import generate_command
+
+    cli.add_command(generate_command, "generate")
     from reverse_etl.identity_cli import identity_group
 
     cli.add_command(identity_group)

@@ -48,7 +48,10 @@ def run_dbt(
     ]
     if quiet:
         command = ["--quiet", *command]
-    result = dbtRunner().invoke(command)
+    try:
+        result = dbtRunner().invoke(command)
+    finally:
+        _release_duckdb()
     failures: list[str] = []
     res = result.result
     for node_result in getattr(res, "results", None) or []:
@@ -60,6 +63,19 @@ def run_dbt(
             failures.append(f"{name}: {message}")
     exception = str(result.exception) if result.exception else None
     return DbtResult(success=bool(result.success), command=command, failures=failures, exception=exception)
+
+
+def _release_duckdb() -> None:
+    """dbt-duckdb caches its database handle per process; close it so the warehouse file can be opened
+    again (read-only, or by another process) once dbt is done."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter
+        return
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        env.close()
+    DuckDBConnectionManager.close_all_connections()
 
 
 def manifest(project: Path | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class RawData:
 
     def __init__(self, database: Path) -> None:
         self.database = database
+        self._pending: dict[str, list[dict[str, Any]]] = {}
         con = duckdb.connect(str(database))
         try:
             for schema in SCHEMAS:
@@ -50,27 +51,39 @@ class RawData:
             con.close()
 
     def insert(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
-        rows = list(rows)
-        if not rows:
-            return
+        """Queue rows; they are written on flush() (or leaving the `with` block), in one go per table."""
         known = {col for col, _ in TABLES[table]}
+        for row in rows:
+            unknown = set(row) - known
+            if unknown:
+                raise KeyError(f"{table} has no column(s) {sorted(unknown)}")
+            self._pending.setdefault(table, []).append(dict(row))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
         con = duckdb.connect(str(self.database))
         try:
-            for row in rows:
-                unknown = set(row) - known
-                if unknown:
-                    raise KeyError(f"{table} has no column(s) {sorted(unknown)}")
-                cols = list(row)
+            for table, rows in self._pending.items():
+                columns = [col for col, _ in TABLES[table]]
                 schema, name = table.split(".")
-                con.execute(
-                    f'insert into "{schema}"."{name}" ({", ".join(f"{c!r}".replace(chr(39), chr(34)) for c in cols)}) '
-                    f"values ({', '.join('?' for _ in cols)})",
-                    [row[c] for c in cols],
+                quoted = ", ".join(f'"{c}"' for c in columns)
+                con.executemany(
+                    f'insert into "{schema}"."{name}" ({quoted}) values ({", ".join("?" for _ in columns)})',
+                    [[row.get(c) for c in columns] for row in rows],
                 )
         finally:
             con.close()
+        self._pending = {}
+
+    def __enter__(self) -> RawData:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
 
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self.flush()
         con = duckdb.connect(str(self.database))
         try:
             con.execute(sql, params or [])

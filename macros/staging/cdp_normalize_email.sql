@@ -16,8 +16,12 @@
     {{ return(builtin + var('cdp_junk_emails', [])) }}
 {%- endmacro %}
 
+{#- local part: dot-separated atoms (no leading, trailing or double dot); domain: labels, then a
+    letters-only top-level domain. Quotes are doubled: the pattern goes into a SQL string. -#}
 {% macro cdp_email_pattern() -%}
-    {{- return("[a-z0-9!#$%&''*+/=?^_`{|}~-]+([.][a-z0-9!#$%&''*+/=?^_`{|}~-]+)*@[a-z0-9]([a-z0-9-]*[a-z0-9])?([.][a-z0-9]([a-z0-9-]*[a-z0-9])?)*[.][a-z]{2,}") -}}
+    {%- set atom = "[a-z0-9!#$%&''*+/=?^_`{|}~-]+" -%}
+    {%- set label = "[a-z0-9]([a-z0-9-]*[a-z0-9])?" -%}
+    {{- return(atom ~ "([.]" ~ atom ~ ")*@" ~ label ~ "([.]" ~ label ~ ")*[.][a-z]{2,}") -}}
 {%- endmacro %}
 
 {% macro cdp_normalize_email(column) -%}
@@ -26,5 +30,6 @@
 
 {% macro default__cdp_normalize_email(column) -%}
     {%- set cleaned = cdp_clean_identifier(column, extra_values=cdp_junk_email_values()) -%}
-    {{ cdp_regexp_full_match_or_null(cdp_regexp_replace('lower(' ~ cleaned ~ ')', '^mailto:', ''), cdp_email_pattern()) }}
+    {%- set lowered = cdp_regexp_replace('lower(' ~ cleaned ~ ')', '^mailto:', '') -%}
+    {{ cdp_regexp_full_match_or_null(lowered, cdp_email_pattern()) }}
 {%- endmacro %}

@@ -80,17 +80,21 @@
         {%- endif -%}
     {%- endfor -%}
     {%- if trunk_codes -%}
-        {%- set expr.sql = cdp_regexp_replace(expr.sql, '^([^:]*:)[+](' ~ (trunk_codes | sort | join('|')) ~ ')0', '\\1+\\2') -%}
+        {%- set pattern = '^([^:]*:)[+](' ~ (trunk_codes | sort | join('|')) ~ ')0' -%}
+        {%- set expr.sql = cdp_regexp_replace(expr.sql, pattern, '\\1+\\2') -%}
     {%- endif -%}
 
-    {#- national numbers, with or without trunk prefix or country code -#}
+    {#- national numbers, with the trunk prefix or the country code without + -#}
     {%- for country in national_countries -%}
         {%- set rule = rules[country] -%}
-        {%- set prefixes = [rule['calling_code']] -%}
-        {%- if rule.get('trunk_prefix', '') and rule['trunk_prefix'] != rule['calling_code'] -%}
-            {%- do prefixes.insert(0, rule['trunk_prefix']) -%}
+        {#- where the trunk prefix differs from the code (0 in GB), a number must carry one of them -#}
+        {%- set trunk = rule.get('trunk_prefix', '') -%}
+        {%- if trunk and trunk != rule['calling_code'] -%}
+            {%- set prefix = '(' ~ trunk ~ '|' ~ rule['calling_code'] ~ ')' -%}
+        {%- else -%}
+            {%- set prefix = '(' ~ rule['calling_code'] ~ ')?' -%}
         {%- endif -%}
-        {%- set pattern = '^' ~ country ~ ':(' ~ (prefixes | join('|')) ~ ')?(' ~ rule.get('first_digit', '[1-9]')
+        {%- set pattern = '^' ~ country ~ ':' ~ prefix ~ '(' ~ rule.get('first_digit', '[1-9]')
             ~ '[0-9]{' ~ (rule['lengths'][0] - 1) ~ ',' ~ (rule['lengths'][1] - 1) ~ '})$' -%}
         {%- set expr.sql = cdp_regexp_replace(expr.sql, pattern, country ~ ':+' ~ rule['calling_code'] ~ '\\2') -%}
     {%- endfor -%}

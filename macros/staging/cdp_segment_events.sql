@@ -15,7 +15,7 @@
     {{ cdp_column(columns, ['uuid_ts', 'loaded_at'], 'timestamp') }} asc nulls last
 {%- endmacro %}
 
-{#- The shared projection (ends with a trailing comma, so the model's own columns follow). On the
+{#- The shared projection (the model adds a comma and its own columns). On the
     pages table the page's own properties (url, path, ...) come before the context copies. -#}
 {% macro cdp_segment_event_columns(columns, page_properties=false) -%}
     {%- set page = {} -%}
@@ -47,5 +47,5 @@
     {{ cdp_clean_identifier(cdp_column(columns, ['context_campaign_term'])) }} as utm_term,
     {{ cdp_clean_identifier(cdp_column(columns, ['context_campaign_content'])) }} as utm_content,
     {{ cdp_column(columns, ['context_library_name']) }} as library_name,
-    {{ cdp_column(columns, ['context_library_version']) }} as library_version,
+    {{ cdp_column(columns, ['context_library_version']) }} as library_version
 {%- endmacro %}

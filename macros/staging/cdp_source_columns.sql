@@ -68,7 +68,8 @@
         'boolean': dbt.type_boolean(),
     } -%}
     {%- if type not in types -%}
-        {{ exceptions.raise_compiler_error("cdp_column: unknown type '" ~ type ~ "'; use one of " ~ (types.keys() | join(', '))) }}
+        {{ exceptions.raise_compiler_error(
+            "cdp_column: unknown type '" ~ type ~ "'; use one of " ~ (types.keys() | join(', '))) }}
     {%- endif -%}
     {{- return(types[type]) -}}
 {%- endmacro %}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ DEFAULT_START = date(2026, 1, 1)
 MAX_PERSONS = 50_000_000
 # The generator's own cap on DuckDB memory: inserts only need a few chunks' worth of buffers.
 DUCKDB_MEMORY_LIMIT = "1GB"
+# Rows buffered per table before an insert (see _Writer).
+FLUSH_ROWS = 250_000
 
 
 class GenerateError(ValueError):
@@ -71,6 +75,7 @@ def generate(
     with Warehouse(database) as wh:
         con = wh.con
         con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        con.execute("set enable_progress_bar = false")
         first = _prepare(con, wh.path, append)
         if first + customers > MAX_PERSONS:
             raise GenerateError(
@@ -90,14 +95,20 @@ def generate(
         kiosks = render.kiosk_ids(cfg)
         n_blocks = -(-customers // BLOCK)
         per_chunk = max(1, round(chunk_size / BLOCK))
+        writer = _Writer(con.cursor(), summary.rows, flush_rows=FLUSH_ROWS)
+        writer.start()
         bar = _progress_bar(customers, progress)
         try:
             for b0 in range(0, n_blocks, per_chunk):
                 blocks = [Block(cfg, b).run() for b in range(b0, min(b0 + per_chunk, n_blocks))]
-                written = _write_chunk(con, cfg, kiosks, blocks, summary.rows)
-                bar.update(written)
+                done = _render_chunk(writer, cfg, kiosks, blocks)
+                bar.update(done)
                 if on_chunk:
-                    on_chunk(written)
+                    on_chunk(done)
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
         finally:
             bar.close()
         con.execute("checkpoint")
@@ -115,7 +126,9 @@ def _validate(customers: int, seed: int, days: int, chunk_size: int, default_cou
     if chunk_size < 1:
         raise GenerateError(f"chunk_size must be at least 1, got {chunk_size}.")
     if default_country not in vocab.COUNTRIES:
-        raise GenerateError(f"default_country must be one of {', '.join(vocab.COUNTRIES)}, got {default_country!r}.")
+        raise GenerateError(
+            f"default_country must be one of {', '.join(vocab.COUNTRIES)}, got {default_country!r}."
+        )
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, path: Path, append: bool) -> int:
@@ -143,49 +156,117 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path, append: bool) -> int:
                 f"cannot append to {path}: {name} {what}, not the generator's layout. "
                 "Run `cdp generate` without --append first to create the raw tables."
             )
-    row = con.execute(
+    rows = con.execute(
         "select coalesce(max(cast(substr(person_id, 2) as bigint)), 0) from ground_truth.persons"
-    ).fetchone()
-    return int(row[0]) if row else 0
+    ).fetchall()
+    return int(rows[0][0])
 
 
-def _write_chunk(
-    con: duckdb.DuckDBPyConnection,
-    cfg: Config,
-    kiosks: tuple[pa.Array, pa.Array],
-    blocks: list[dict[str, dict]],
-    counts: dict[str, int],
+_DONE = object()
+
+
+class _Writer(threading.Thread):
+    """Inserts rendered tables on its own thread, so rendering the next chunk overlaps the inserts.
+
+    Each table's Arrow chunks are buffered and inserted in large statements: DuckDB writes a large
+    insert straight into compressed row groups, while a small one goes through the write-ahead log
+    first and is written again at the next checkpoint. Memory stays bounded by ``flush_rows`` per
+    table plus the small hand-over queue.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, counts: dict[str, int], flush_rows: int) -> None:
+        super().__init__(name="cdp-generate-writer", daemon=True)
+        self.con, self.counts, self.flush_rows = con, counts, flush_rows
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.pending_rows: dict[str, int] = {}
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=40)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    # -- producer side (the generating thread) ---------------------------------------------------
+
+    def put(self, name: str, table: pa.Table) -> None:
+        self._hand_over((name, table))
+
+    def finish(self) -> None:
+        """Insert what is left and wait for the writer; re-raise its error, if any."""
+        self._hand_over(_DONE)
+        self.join()
+        if self.error:
+            raise self.error
+
+    def abort(self) -> None:
+        self.stop.set()
+        self.join()
+
+    def _hand_over(self, item: object) -> None:
+        while self.is_alive():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        if self.error:
+            raise self.error
+
+    # -- writer thread ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                try:
+                    item = self.queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if item is _DONE:
+                    for name in list(self.pending):
+                        self._flush(name)
+                    return
+                name, table = item  # type: ignore[misc]
+                self._add(name, table)
+        except BaseException as exc:  # handed to the generating thread
+            self.error = exc
+        finally:
+            self.con.close()
+
+    def _add(self, name: str, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self.pending.setdefault(name, []).append(table)
+        self.pending_rows[name] = self.pending_rows.get(name, 0) + table.num_rows
+        if self.pending_rows[name] >= self.flush_rows:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        tables = self.pending.pop(name, [])
+        self.pending_rows.pop(name, None)
+        if not tables:
+            return
+        table = pa.concat_tables(tables)
+        self.con.register("_cdp_generate_chunk", table)
+        try:
+            self.con.execute(f"insert into {quoted(name)} select * from _cdp_generate_chunk")
+        finally:
+            self.con.unregister("_cdp_generate_chunk")
+        self.counts[name] += table.num_rows
+
+
+def _render_chunk(
+    writer: _Writer, cfg: Config, kiosks: tuple[pa.Array, pa.Array], blocks: list[dict[str, dict]]
 ) -> int:
-    """Render and insert one chunk, one table at a time, in a single transaction."""
+    """Render one chunk of blocks, table by table, into the writer; return the number of persons."""
     merged = {name: concat([b[name] for b in blocks]) for name in blocks[0]}
     persons = merged.pop("persons")
     people = render.People(persons, cfg, kiosks)
-    con.execute("begin transaction")
-    try:
-        for name, renderer in render.RENDERERS.items():
-            frame = merged.get(name)
-            if not frame or frame["p"].size == 0:
-                continue
-            for table_name, table in renderer(people, frame):
-                _insert(con, table_name, table, counts)
-        for table_name, table in render.ground_truth(people, persons):
-            _insert(con, table_name, table, counts)
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
+    for name, renderer in render.RENDERERS.items():
+        frame = merged.pop(name, None)
+        if not frame or frame["p"].size == 0:
+            continue
+        for table_name, table in renderer(people, frame):
+            writer.put(table_name, table)
+    for table_name, table in render.ground_truth(people, persons):
+        writer.put(table_name, table)
     return people.n
-
-
-def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, counts: dict[str, int]) -> None:
-    if table.num_rows == 0:
-        return
-    con.register("_cdp_generate_chunk", table)
-    try:
-        con.execute(f"insert into {quoted(name)} select * from _cdp_generate_chunk")
-    finally:
-        con.unregister("_cdp_generate_chunk")
-    counts[name] += table.num_rows
 
 
 def _progress_bar(total: int, enabled: bool):  # noqa: ANN202 - tqdm's type is not worth importing

@@ -110,8 +110,21 @@ def template(fmt: str, fields: dict[str, pa.Array]) -> pa.Array:
 # country (a national number is only unambiguous in the country the data is about).
 PHONE_FORMATS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (
-        ("+1 {p1} {p2} {p3}", "+1{p1}{p2}{p3}", "+1 ({p1}) {p2}-{p3}", "001 {p1} {p2} {p3}", "+1-{p1}-{p2}-{p3}"),
-        ("({p1}) {p2}-{p3}", "{p1}.{p2}.{p3}", "{p1}-{p2}-{p3}", "1-{p1}-{p2}-{p3}", "{p1}{p2}{p3}", "1 ({p1}) {p2}-{p3}"),  # fmt: skip
+        (
+            "+1 {p1} {p2} {p3}",
+            "+1{p1}{p2}{p3}",
+            "+1 ({p1}) {p2}-{p3}",
+            "001 {p1} {p2} {p3}",
+            "+1-{p1}-{p2}-{p3}",
+        ),
+        (
+            "({p1}) {p2}-{p3}",
+            "{p1}.{p2}.{p3}",
+            "{p1}-{p2}-{p3}",
+            "1-{p1}-{p2}-{p3}",
+            "{p1}{p2}{p3}",
+            "1 ({p1}) {p2}-{p3}",
+        ),  # fmt: skip
     ),
     (
         ("+44 {p1} {p2} {p3}", "+44{p1}{p2}{p3}", "0044 {p1} {p2} {p3}", "+44 {p1}{p2}{p3}"),
@@ -205,7 +218,10 @@ class People:
 
         # Phones: E.164 and every written format.
         self.phone_allowed = np.array(
-            [len(i) + (len(nat) if c == cfg.default_country else 0) for c, (i, nat) in enumerate(PHONE_FORMATS)]
+            [
+                len(i) + (len(nat) if c == cfg.default_country else 0)
+                for c, (i, nat) in enumerate(PHONE_FORMATS)
+            ]
         )[country]
         parts = self._phone_parts(g, country, P["phone_variant"])
         self.e164 = join("+", pick(v.CALLING_CODES, country), parts["p1"], parts["p2"], parts["p3"])
@@ -229,7 +245,9 @@ class People:
         # Devices: slots 0-2 are the person's own, slot 3 the kiosk they used (if any).
         kiosk_ids_, kiosk_ips = kiosks
         kiosk = P["kiosk"]
-        self.anon = pa.concat_arrays([*(uuids(P["anon_words"][:, d]) for d in range(3)), pick(kiosk_ids_, kiosk)])
+        self.anon = pa.concat_arrays(
+            [*(uuids(P["anon_words"][:, d]) for d in range(3)), pick(kiosk_ids_, kiosk)]
+        )
         self.ip = pa.concat_arrays([*(ipv4(P["ip"][:, d]) for d in range(3)), pick(kiosk_ips, kiosk)])
         # Codes into vocabularies, per device slot (rendered as dictionary columns).
         self.ua = np.concatenate([P["ua"].T.reshape(-1), np.full(n, len(v.USER_AGENTS))])
@@ -241,7 +259,13 @@ class People:
         self.line1 = pc.if_else(pa.array(country == 2), join(street, " ", no), join(no, " ", street))
         prefix = pick(_POSTAL_PREFIX, P["city"])
         postal = P["postal"]
-        gb = join(prefix, " ", num(postal % 10), pick(_LETTERS, postal // 10 % 20), pick(_LETTERS, postal // 200 % 20))
+        gb = join(
+            prefix,
+            " ",
+            num(postal % 10),
+            pick(_LETTERS, postal // 10 % 20),
+            pick(_LETTERS, postal // 200 % 20),
+        )
         self.postal = pc.if_else(pa.array(country == 1), gb, join(prefix, num(postal % 100, 2)))
 
     @staticmethod
@@ -265,7 +289,9 @@ class People:
         )
         gb_m = (country == 1) & mobile
         rest = np.select(
-            [country == 0, gb_m, country == 1, country == 2], [us_rest, gb_mobile % 1_000_000, gb_london, de_rest], fr_rest
+            [country == 0, gb_m, country == 1, country == 2],
+            [us_rest, gb_mobile % 1_000_000, gb_london, de_rest],
+            fr_rest,
         )
         # Groups after the prefix: US 3+4 digits, GB mobile 3+3, everything else 4+4.
         split = np.where(gb_m, 1_000, 10_000)
@@ -297,7 +323,9 @@ class People:
         allowed = self.phone_allowed[local]
         slot = np.minimum((f["phone_fmt"] * allowed).astype(np.int64), allowed - 1)
         on = f["phone_on"]
-        return _junk(pick(self.phones, slot * self.n + local, ~on), np.where(on, f["phone_junk"], -1), v.PHONE_JUNK)
+        return _junk(
+            pick(self.phones, slot * self.n + local, ~on), np.where(on, f["phone_junk"], -1), v.PHONE_JUNK
+        )
 
     def uid(self, f: Frame) -> pa.Array:
         values = pick(self.user_id, self.local(f), ~f["uid_on"])
@@ -405,7 +433,13 @@ def segment_common(people: People, f: Frame) -> tuple[list[pa.Array], dict[str, 
         cat(_LIBRARIES, server.astype(np.int8)),
         cat(_LIBRARY_VERSIONS, lib),
     ]
-    return columns, {"path": path, "url": url, "referrer": referrer, "title": title, "search": cat(_SEARCHES, search)}
+    return columns, {
+        "path": path,
+        "url": url,
+        "referrer": referrer,
+        "title": title,
+        "search": cat(_SEARCHES, search),
+    }
 
 
 def _segment_records(source: str, people: People, f: Frame, ids: pa.Array) -> pa.Table:
@@ -415,9 +449,20 @@ def _segment_records(source: str, people: People, f: Frame, ids: pa.Array) -> pa
 
 def pages(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
     common, page = segment_common(people, f)
-    yield "segment.pages", _table(
+    yield (
         "segment.pages",
-        [*common, cat(_PAGE_NAMES, f["page"]), page["path"], page["url"], page["referrer"], page["title"], page["search"]],  # fmt: skip
+        _table(
+            "segment.pages",
+            [
+                *common,
+                cat(_PAGE_NAMES, f["page"]),
+                page["path"],
+                page["url"],
+                page["referrer"],
+                page["title"],
+                page["search"],
+            ],  # fmt: skip
+        ),
     )
     yield "ground_truth.records", _segment_records("segment.pages", people, f, common[0])
 
@@ -459,7 +504,9 @@ def tracks(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
         cart = pick(people.carts, sub["cart_dev"].astype(np.int64) * people.n + local)
         currency = cat(v.CURRENCIES, sub["currency"])
         has_order = sub["order"] >= 0
-        order = pc.if_else(pa.array(has_order), order_ids(np.maximum(sub["order"], 0)), pa.scalar(None, pa.string()))
+        order = pc.if_else(
+            pa.array(has_order), order_ids(np.maximum(sub["order"], 0)), pa.scalar(None, pa.string())
+        )
         if code == v.EV_PRODUCT_ADDED:
             product = sub["product"]
             extra = [
@@ -481,9 +528,21 @@ def tracks(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
 def users(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
     ids = pick(people.user_id, people.local(f))
     first, last = people.name(f)
-    yield "segment.users", _table(
+    yield (
         "segment.users",
-        [ids, ts(f["t"]), ts(f["t"] + f["load"]), people.email(f), first, last, people.phone(f), ts(f["created"])],
+        _table(
+            "segment.users",
+            [
+                ids,
+                ts(f["t"]),
+                ts(f["t"] + f["load"]),
+                people.email(f),
+                first,
+                last,
+                people.phone(f),
+                ts(f["created"]),
+            ],
+        ),
     )
     yield "ground_truth.records", _records("segment.users", ids, people.person(f))
 
@@ -498,26 +557,29 @@ def contacts(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
     last = pick(people.last, local)
     last = pc.if_else(pa.array(f["upper_last"]), pc.utf8_upper(last), last)
     city, country = people.place(f)
-    yield "crm.contacts", _table(
+    yield (
         "crm.contacts",
-        [
-            ids,
-            people.email(f),
-            people.phone(f),
-            first,
-            last,
-            cat(v.COMPANIES, f["company"]),
-            cat(v.JOB_TITLES, f["job"]),
-            cat(v.LIFECYCLE_STAGES, f["stage"]),
-            pick(people.line1, local),
-            city,
-            pick(people.postal, local),
-            country,
-            people.uid(f),
-            ts(f["created"]),
-            ts(f["updated"]),
-            pa.array(f["deleted"]),
-        ],
+        _table(
+            "crm.contacts",
+            [
+                ids,
+                people.email(f),
+                people.phone(f),
+                first,
+                last,
+                cat(v.COMPANIES, f["company"]),
+                cat(v.JOB_TITLES, f["job"]),
+                cat(v.LIFECYCLE_STAGES, f["stage"]),
+                pick(people.line1, local),
+                city,
+                pick(people.postal, local),
+                country,
+                people.uid(f),
+                ts(f["created"]),
+                ts(f["updated"]),
+                pa.array(f["deleted"]),
+            ],
+        ),
     )
     yield "ground_truth.records", _records("crm.contacts", ids, people.person(f))
 
@@ -526,27 +588,30 @@ def orders(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
     local = people.local(f)
     ids = order_ids(f["order"])
     city, country = people.place(f)
-    yield "shop.orders", _table(
+    yield (
         "shop.orders",
-        [
-            ids,
-            people.uid(f),
-            people.email(f),
-            people.phone(f),
-            cat(v.ORDER_STATUSES, f["status"]),
-            cat(v.CURRENCIES, f["currency"]),
-            money(f["subtotal"]),
-            money(f["tax"]),
-            money(f["shipping"]),
-            money(f["total"]),
-            money(f["refunded"]),
-            pick(people.line1, local),
-            city,
-            pick(people.postal, local),
-            country,
-            ts(f["t"]),
-            ts(f["updated"]),
-        ],
+        _table(
+            "shop.orders",
+            [
+                ids,
+                people.uid(f),
+                people.email(f),
+                people.phone(f),
+                cat(v.ORDER_STATUSES, f["status"]),
+                cat(v.CURRENCIES, f["currency"]),
+                money(f["subtotal"]),
+                money(f["tax"]),
+                money(f["shipping"]),
+                money(f["total"]),
+                money(f["refunded"]),
+                pick(people.line1, local),
+                city,
+                pick(people.postal, local),
+                country,
+                ts(f["t"]),
+                ts(f["updated"]),
+            ],
+        ),
     )
     yield "ground_truth.records", _records("shop.orders", ids, people.person(f))
 
@@ -555,19 +620,22 @@ def order_lines(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
     product = f["product"]
     order = order_ids(f["order"])
     ids = join(order, "-", num(f["line_no"]))
-    yield "shop.order_lines", _table(
+    yield (
         "shop.order_lines",
-        [
-            ids,
-            order,
-            cat(_PRODUCT_IDS, product),
-            cat(_SKUS, product),
-            cat(_PRODUCT_NAMES, product),
-            cat(_CATEGORIES, product),
-            pa.array(f["qty"], pa.int32()),
-            money(f["unit"]),
-            money(f["line_total"]),
-        ],
+        _table(
+            "shop.order_lines",
+            [
+                ids,
+                order,
+                cat(_PRODUCT_IDS, product),
+                cat(_SKUS, product),
+                cat(_PRODUCT_NAMES, product),
+                cat(_CATEGORIES, product),
+                pa.array(f["qty"], pa.int32()),
+                money(f["unit"]),
+                money(f["line_total"]),
+            ],
+        ),
     )
     yield "ground_truth.records", _records("shop.order_lines", ids, people.person(f))
 
@@ -583,17 +651,20 @@ def _campaigns(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def email_events(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
     ids = uuids(f["words"])
     campaign_ids, campaign_names = _campaigns(people.cfg)
-    yield "esp.email_events", _table(
+    yield (
         "esp.email_events",
-        [
-            ids,
-            people.email(f),
-            cat(v.ESP_EVENT_TYPES, f["etype"]),
-            cat(campaign_ids, f["campaign"]),
-            cat(campaign_names, f["campaign"]),
-            cat(v.CLICK_URLS, f["url"], f["etype"] != v.ESP_CLICK),
-            ts(f["t"]),
-        ],
+        _table(
+            "esp.email_events",
+            [
+                ids,
+                people.email(f),
+                cat(v.ESP_EVENT_TYPES, f["etype"]),
+                cat(campaign_ids, f["campaign"]),
+                cat(campaign_names, f["campaign"]),
+                cat(v.CLICK_URLS, f["url"], f["etype"] != v.ESP_CLICK),
+                ts(f["t"]),
+            ],
+        ),
     )
     yield "ground_truth.records", _records("esp.email_events", ids, people.person(f))
 
@@ -603,17 +674,20 @@ def consent_events(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
     identifier = pc.choose(
         pa.array(f["id_type"]), people.email(f), people.uid(f), people.device(people.anon, f), people.phone(f)
     )
-    yield "consent.consent_events", _table(
+    yield (
         "consent.consent_events",
-        [
-            ids,
-            cat(v.CONSENT_ID_TYPES, f["id_type"]),
-            identifier,
-            cat(v.CONSENT_PURPOSES, f["purpose"]),
-            cat(v.CONSENT_STATUSES, f["status"]),
-            ts(f["t"]),
-            cat(v.CONSENT_SOURCES, f["source"]),
-        ],
+        _table(
+            "consent.consent_events",
+            [
+                ids,
+                cat(v.CONSENT_ID_TYPES, f["id_type"]),
+                identifier,
+                cat(v.CONSENT_PURPOSES, f["purpose"]),
+                cat(v.CONSENT_STATUSES, f["status"]),
+                ts(f["t"]),
+                cat(v.CONSENT_SOURCES, f["source"]),
+            ],
+        ),
     )
     yield "ground_truth.records", _records("consent.consent_events", ids, people.person(f))
 
@@ -624,18 +698,21 @@ def consent_events(people: People, f: Frame) -> Iterator[tuple[str, pa.Table]]:
 def ground_truth(people: People, P: Frame) -> Iterator[tuple[str, pa.Table]]:
     n = people.n
     idx = np.arange(n)
-    yield "ground_truth.persons", _table(
+    yield (
         "ground_truth.persons",
-        [
-            people.person_id,
-            people.email_new,
-            pick(people.e164, idx, ~P["has_phone"]),
-            pick(people.user_id, idx, ~P["registered"]),
-            pick(people.crm_id, idx, ~P["has_crm"]),
-            people.first,
-            people.last,
-            ts(P["first_seen"]),
-        ],
+        _table(
+            "ground_truth.persons",
+            [
+                people.person_id,
+                people.email_new,
+                pick(people.e164, idx, ~P["has_phone"]),
+                pick(people.user_id, idx, ~P["registered"]),
+                pick(people.crm_id, idx, ~P["has_crm"]),
+                people.first,
+                people.last,
+                ts(P["first_seen"]),
+            ],
+        ),
     )
     used_email, used_anon = P["used_email"], P["used_anon"]
     parts: list[tuple[str, pa.Array, np.ndarray, bool]] = [
@@ -653,9 +730,17 @@ def ground_truth(people: People, P: Frame) -> Iterator[tuple[str, pa.Table]]:
         m = int(used.sum())
         if not m:
             continue
-        yield "ground_truth.identifiers", pa.Table.from_arrays(
-            [const(id_type, m), pc.filter(values, keep), pc.filter(people.person_id, keep), pa.array(np.full(m, shared))],  # fmt: skip
-            names=["identifier_type", "identifier_value", "person_id", "is_shared"],
+        yield (
+            "ground_truth.identifiers",
+            pa.Table.from_arrays(
+                [
+                    const(id_type, m),
+                    pc.filter(values, keep),
+                    pc.filter(people.person_id, keep),
+                    pa.array(np.full(m, shared)),
+                ],  # fmt: skip
+                names=["identifier_type", "identifier_value", "person_id", "is_shared"],
+            ),
         )
 
 

@@ -68,7 +68,9 @@ def take(frame: Frame, idx: np.ndarray) -> Frame:
     return {k: a[idx] for k, a in frame.items()}
 
 
-def _pick(rng: np.random.Generator, offsets: np.ndarray, lengths: np.ndarray, group: np.ndarray) -> np.ndarray:
+def _pick(
+    rng: np.random.Generator, offsets: np.ndarray, lengths: np.ndarray, group: np.ndarray
+) -> np.ndarray:
     return offsets[group] + (rng.random(group.size) * lengths[group]).astype(np.int64)
 
 
@@ -102,7 +104,9 @@ def _phone(rng: np.random.Generator, on: np.ndarray, junk: float) -> Frame:
     return {"phone_on": on, "phone_fmt": rng.random(n).astype(np.float32), "phone_junk": junk_idx}
 
 
-def _uid(rng: np.random.Generator, on: np.ndarray, junk_when_off: float, junk_when_on: float = 0.001) -> Frame:
+def _uid(
+    rng: np.random.Generator, on: np.ndarray, junk_when_off: float, junk_when_on: float = 0.001
+) -> Frame:
     n = on.size
     rate = np.where(on, junk_when_on, junk_when_off)
     junk_idx = np.where(rng.random(n) < rate, rng.integers(0, len(v.USER_ID_JUNK), n), -1).astype(np.int8)
@@ -148,9 +152,7 @@ class Block:
         span = np.minimum((rng.exponential(1.0, n) * 40 * DAY).astype(np.int64), remaining - 1)
         registered = rng.random(n) < 0.6
         quick = rng.random(n) < 0.35
-        delay = np.where(
-            quick, rng.integers(0, 30 * MINUTE, n), (rng.random(n) ** 2 * span).astype(np.int64)
-        )
+        delay = np.where(quick, rng.integers(0, 30 * MINUTE, n), (rng.random(n) ** 2 * span).astype(np.int64))
         signup = np.where(registered, first_seen + np.minimum(delay, span), NEVER)
         changer = rng.random(n) < 0.08
         change_at = np.where(changer, first_seen + (rng.uniform(0.2, 0.9, n) * span).astype(np.int64), -NEVER)
@@ -274,7 +276,9 @@ class Block:
         """Browsing: pages and browsing track events on the person's devices."""
         rng, P = self.rng, self.P
         n = self.n
-        n_ev = np.where(P["web"], 1 + np.minimum(rng.lognormal(np.log(7.0), 1.1, n).astype(np.int64), 3000), 0)
+        n_ev = np.where(
+            P["web"], 1 + np.minimum(rng.lognormal(np.log(8.5), 1.1, n).astype(np.int64), 3000), 0
+        )
         p = np.repeat(np.arange(n), n_ev)
         m = p.size
         t = _within(rng, P["first_seen"][p], P["span"][p])
@@ -427,12 +431,22 @@ class Block:
         idx = np.arange(self.n)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         reg = idx[P["registered"]]
-        parts.append((reg, P["signup"][reg], np.zeros(reg.size, np.int8), np.ones(reg.size, bool), np.full(reg.size, 0.97)))
+        parts.append(
+            (
+                reg,
+                P["signup"][reg],
+                np.zeros(reg.size, np.int8),
+                np.ones(reg.size, bool),
+                np.full(reg.size, 0.97),
+            )
+        )
         for d in (1, 2):
             who = idx[P["login"][:, d] < cfg.end_us]
             parts.append((who, P["login"][who, d], np.full(who.size, d, np.int8), np.ones(who.size, bool), np.full(who.size, 0.6)))  # fmt: skip
         ch = idx[P["registered"] & P["changer"] & (P["change_at"] > P["signup"])]
-        parts.append((ch, P["change_at"][ch], np.zeros(ch.size, np.int8), np.ones(ch.size, bool), np.ones(ch.size)))
+        parts.append(
+            (ch, P["change_at"][ch], np.zeros(ch.size, np.int8), np.ones(ch.size, bool), np.ones(ch.size))
+        )
         # Some apps call identify again on later visits.
         extra = np.repeat(reg, rng.poisson(0.8, reg.size))
         ext_t = P["signup"][extra] + (rng.random(extra.size) * (P["first_seen"][extra] + P["span"][extra] - P["signup"][extra])).astype(np.int64)  # fmt: skip
@@ -553,7 +567,9 @@ class Block:
         e = frame_p.size
         frame = {
             "p": frame_p,
-            "etype": np.concatenate([np.full(i.size, et, np.int8) for i, (_, et, _) in zip(sel, rows, strict=True)]),
+            "etype": np.concatenate(
+                [np.full(i.size, et, np.int8) for i, (_, et, _) in zip(sel, rows, strict=True)]
+            ),
             "campaign": np.concatenate([campaign[i] for i in sel]),
             "t": np.concatenate([tt[i] for i, (_, _, tt) in zip(sel, rows, strict=True)]),
             **_email(rng, np.concatenate([kind_at_send[i] for i in sel]), MESS_ESP, 0.0),
@@ -618,7 +634,9 @@ class Block:
         t_s = _within(rng, P["first_seen"][sms], P["span"][sms])
         add(sms, t_s, v.CID_PHONE, v.P_SMS, 0, v.SRC_CHECKOUT)
         rev = np.flatnonzero(rng.random(sms.size) < 0.2)
-        t_r = np.minimum(t_s[rev] + (rng.exponential(1.0, rev.size) * 30 * DAY).astype(np.int64), cfg.end_us - 1)
+        t_r = np.minimum(
+            t_s[rev] + (rng.exponential(1.0, rev.size) * 30 * DAY).astype(np.int64), cfg.end_us - 1
+        )
         add(sms[rev], t_r, v.CID_PHONE, v.P_SMS, 1, v.SRC_PREFS)
 
         # Signed-in preference-centre edits, keyed by user id.

@@ -16,6 +16,13 @@ REGISTRY: dict[str, str] = {
     "files": "reverse_etl.destinations.files:FilesDestination",
     "google_ads": "reverse_etl.destinations.google_ads:GoogleAdsCustomerMatch",
     "meta": "reverse_etl.destinations.meta:MetaCustomAudiences",
+    "mailchimp": "reverse_etl.destinations.mailchimp:MailchimpMembers",
+    "salesforce": "reverse_etl.destinations.salesforce:SalesforceUpsert",
+    "tiktok": "reverse_etl.destinations.tiktok:TikTokAudiences",
+    "linkedin": "reverse_etl.destinations.linkedin:LinkedInAudiences",
+    "iterable": "reverse_etl.destinations.iterable:IterableUsers",
+    "customerio": "reverse_etl.destinations.customerio:CustomerIoPeople",
+    "slack": "reverse_etl.destinations.slack:SlackWebhook",
 }
 
 

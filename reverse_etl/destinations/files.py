@@ -18,8 +18,8 @@ import json
 import os
 import secrets
 import threading
-import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,9 @@ class FilesDestination(Destination):
     settings_spec = (
         SettingSpec("path", help="directory to write into, e.g. exports/"),
         SettingSpec("format", required=False, default="jsonl", help="csv, jsonl or parquet"),
-        SettingSpec("file_per_run", required=False, default=True, help="one file per run (true) or append (false)"),
+        SettingSpec(
+            "file_per_run", required=False, default=True, help="one file per run (true) or append (false)"
+        ),
     )
 
     def __init__(self, settings: Mapping[str, Any], *, source: str = "<settings>") -> None:
@@ -63,7 +65,7 @@ class FilesDestination(Destination):
         self.root = Path(str(self.settings["path"])).expanduser()
         self.per_run: bool = self.settings["file_per_run"] or fmt == "parquet"
         # One destination instance serves one run: its files are named after the moment it started.
-        self.run_label = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+        self.run_label = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + secrets.token_hex(3)
         self._parts = 0
         self._lock = threading.Lock()
 
@@ -108,7 +110,9 @@ class FilesDestination(Destination):
             writer.writerow({c: _csv_value(r.get(c)) for c in columns})
         return buf.getvalue().encode()
 
-    def build_request(self, operation: str, records: Sequence[Record], context: SyncContext) -> PlannedRequest:
+    def build_request(
+        self, operation: str, records: Sequence[Record], context: SyncContext
+    ) -> PlannedRequest:
         """The write this batch becomes: ("WRITE", file path, {}, bytes) (Parquet: the rows as JSON)."""
         rows = self.rows(operation, records, context)
         path = self.target(context)
@@ -120,7 +124,9 @@ class FilesDestination(Destination):
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def send_batch(self, operation: str, records: Sequence[Record], context: SyncContext) -> list[RecordResult]:
+    def send_batch(
+        self, operation: str, records: Sequence[Record], context: SyncContext
+    ) -> list[RecordResult]:
         rows = self.rows(operation, records, context)
         with self._lock:
             path = self.target(context)

@@ -57,7 +57,9 @@ def decode_secret(value: str, *, where: str = "webhook secret") -> bytes:
     try:
         key = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError(f"{where}: not a Standard Webhooks secret; expected whsec_<base64 of 24-64 random bytes>") from None
+        raise ConfigError(
+            f"{where}: not a Standard Webhooks secret; expected whsec_<base64 of 24-64 random bytes>"
+        ) from None
     if len(key) < 16:
         raise ConfigError(f"{where}: the secret decodes to {len(key)} bytes; use 24 to 64 random bytes")
     return key
@@ -83,16 +85,32 @@ class WebhookDestination(Destination):
     name = "webhook"
     title = "Webhook (Standard Webhooks)"
     modes = MODES
-    limits = Limits(max_batch_size=1000, requests_per_second=None, max_concurrency=4, max_payload_bytes=1_000_000)
+    limits = Limits(
+        max_batch_size=1000, requests_per_second=None, max_concurrency=4, max_payload_bytes=1_000_000
+    )
     settings_spec = (
         SettingSpec("url", help="the receiver's URL, e.g. https://example.com/hooks/cdp"),
-        SettingSpec("secret", secret=True, help="environment variable holding the whsec_... signing secret(s)"),
-        SettingSpec("event_type", required=False, default="cdp.sync", help="event type prefix; the operation is appended"),
+        SettingSpec(
+            "secret", secret=True, help="environment variable holding the whsec_... signing secret(s)"
+        ),
+        SettingSpec(
+            "event_type",
+            required=False,
+            default="cdp.sync",
+            help="event type prefix; the operation is appended",
+        ),
         SettingSpec("headers", required=False, default=None, help="extra (non-secret) headers as a mapping"),
         SettingSpec("requests_per_second", required=False, default=None, help="the receiver's rate limit"),
         SettingSpec("max_concurrency", required=False, default=4, help="parallel requests"),
-        SettingSpec("timeout", required=False, default=30, help="request timeout in seconds (15-30 recommended)"),
-        SettingSpec("required_fields", required=False, default=None, help="fields a record must have (non-empty) to be sent"),
+        SettingSpec(
+            "timeout", required=False, default=30, help="request timeout in seconds (15-30 recommended)"
+        ),
+        SettingSpec(
+            "required_fields",
+            required=False,
+            default=None,
+            help="fields a record must have (non-empty) to be sent",
+        ),
     )
     identifier_fields = ()
 
@@ -100,10 +118,14 @@ class WebhookDestination(Destination):
         super().__init__(settings, source=source)
         s = self.settings
         if not str(s["url"]).startswith(("http://", "https://")):
-            raise ConfigError(f"{source}: url {s['url']!r} must start with https:// (or http:// for local tests)")
+            raise ConfigError(
+                f"{source}: url {s['url']!r} must start with https:// (or http:// for local tests)"
+            )
         self.keys = [decode_secret(part, where=f"{source}: secret") for part in str(s["secret"]).split()]
         if not self.keys:
-            raise ConfigError(f"{source}: secret: the environment variable is empty; set it to whsec_<base64>")
+            raise ConfigError(
+                f"{source}: secret: the environment variable is empty; set it to whsec_<base64>"
+            )
         headers = s.get("headers") or {}
         if not isinstance(headers, Mapping):
             raise ConfigError(f"{source}: headers must be a mapping of header name to value")
@@ -115,9 +137,15 @@ class WebhookDestination(Destination):
             raise ConfigError(f"{source}: required_fields must be a list of field names, e.g. [email]")
         self.required_fields: list[str] = required
         rps = s.get("requests_per_second")
-        concurrency = s.get("max_concurrency") or 1
-        for key, value in (("requests_per_second", rps), ("max_concurrency", concurrency), ("timeout", s["timeout"])):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        concurrency = 1 if s.get("max_concurrency") is None else s["max_concurrency"]
+        for key, value in (
+            ("requests_per_second", rps),
+            ("max_concurrency", concurrency),
+            ("timeout", s["timeout"]),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+            ):
                 raise ConfigError(f"{source}: {key} must be a positive number, not {value!r}")
         # The receiver's limits are settings, so this instance's limits shadow the class defaults.
         self.limits = Limits(
@@ -139,14 +167,23 @@ class WebhookDestination(Destination):
         ctx = SyncContext(sync_name="check", mode="upsert", primary_key="id")
         method, url, headers, body = self.build_request("check", [], ctx)
         try:
-            resp = self.session.request(method, url, headers=headers, data=body, timeout=self.settings["timeout"], allow_redirects=False)
+            resp = self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=self.settings["timeout"],
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
             return CheckResult(False, f"cannot reach {url}: {type(exc).__name__}")
         if 200 <= resp.status_code < 300:
             return CheckResult(True, f"{url} accepted a signed test event")
         return CheckResult(False, f"{url} answered HTTP {resp.status_code}")
 
-    def build_request(self, operation: str, records: Sequence[Record], context: SyncContext) -> PlannedRequest:
+    def build_request(
+        self, operation: str, records: Sequence[Record], context: SyncContext
+    ) -> PlannedRequest:
         now = time.time()
         body = {
             "type": f"{self.settings['event_type']}.{operation}",
@@ -171,14 +208,21 @@ class WebhookDestination(Destination):
         }
         return "POST", str(self.settings["url"]), headers, raw
 
-    def send_batch(self, operation: str, records: Sequence[Record], context: SyncContext) -> list[RecordResult]:
+    def send_batch(
+        self, operation: str, records: Sequence[Record], context: SyncContext
+    ) -> list[RecordResult]:
         method, url, headers, body = self.build_request(operation, records, context)
         max_bytes = self.limits.max_payload_bytes
         if max_bytes and len(body) > max_bytes and len(records) > 1:
             raise BatchRejected(f"body of {len(body)} bytes is over {max_bytes}; splitting", http_status=413)
         try:
             resp = self.session.request(
-                method, url, headers=headers, data=body, timeout=float(self.settings["timeout"]), allow_redirects=False
+                method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=float(self.settings["timeout"]),
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise raise_for_transport(exc) from exc
@@ -187,15 +231,26 @@ class WebhookDestination(Destination):
             return self._results(resp, records)
         detail = _detail(resp)
         if status in TRANSIENT_STATUSES or status >= 500:
-            raise TransientError(f"HTTP {status}{detail}", retry_after=retry_after_seconds(resp), http_status=status)
+            raise TransientError(
+                f"HTTP {status}{detail}", retry_after=retry_after_seconds(resp), http_status=status
+            )
         if status == 410:
-            raise TerminalError(f"HTTP 410 Gone: the receiver wants no more webhooks; disable this sync{detail}", http_status=410)
+            raise TerminalError(
+                f"HTTP 410 Gone: the receiver wants no more webhooks; disable this sync{detail}",
+                http_status=410,
+            )
         if status in (401, 403):
-            raise TerminalError(f"HTTP {status}: the receiver refused the signature; check the secret{detail}", http_status=status)
+            raise TerminalError(
+                f"HTTP {status}: the receiver refused the signature; check the secret{detail}",
+                http_status=status,
+            )
         if status == 404:
             raise TerminalError(f"HTTP 404: no receiver at {url}; check the url{detail}", http_status=404)
         if 300 <= status < 400:
-            raise TerminalError(f"HTTP {status} redirect to {resp.headers.get('Location')}: update the url", http_status=status)
+            raise TerminalError(
+                f"HTTP {status} redirect to {resp.headers.get('Location')}: update the url",
+                http_status=status,
+            )
         raise BatchRejected(f"HTTP {status}{detail}", http_status=status)
 
     @staticmethod

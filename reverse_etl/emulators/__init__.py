@@ -14,6 +14,13 @@ REGISTRY: dict[str, str] = {
     "webhook": "reverse_etl.emulators.webhook:WebhookEmulator",
     "google_ads": "reverse_etl.emulators.google_ads:GoogleAdsEmulator",
     "meta": "reverse_etl.emulators.meta:MetaEmulator",
+    "mailchimp": "reverse_etl.emulators.mailchimp:MailchimpEmulator",
+    "salesforce": "reverse_etl.emulators.salesforce:SalesforceEmulator",
+    "tiktok": "reverse_etl.emulators.tiktok:TikTokEmulator",
+    "linkedin": "reverse_etl.emulators.linkedin:LinkedInEmulator",
+    "iterable": "reverse_etl.emulators.iterable:IterableEmulator",
+    "customerio": "reverse_etl.emulators.customerio:CustomerIoEmulator",
+    "slack": "reverse_etl.emulators.slack:SlackEmulator",
 }
 
 

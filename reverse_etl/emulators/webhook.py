@@ -57,6 +57,7 @@ class WebhookEmulator(Emulator):
         self.deliveries: list[Delivery] = []
         self.message_ids: Counter[str] = Counter()
         self.rejected_signatures = 0
+        self.accepted_at: list[float] = []  # monotonic arrival time of every accepted request
 
     @property
     def url(self) -> str:
@@ -129,6 +130,7 @@ class WebhookEmulator(Emulator):
             return Response(400, {"error": "batch contains a rejected value"})
         rejected: list[dict[str, str]] = []
         self.message_ids[msg_id] += 1
+        self.accepted_at.append(time.monotonic())
         for rec in records:
             key = str(rec["key"])
             fields = rec.get("fields") or {}

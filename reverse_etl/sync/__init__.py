@@ -4,7 +4,14 @@ command group; the work lives in ``engine.py``."""
 
 from __future__ import annotations
 
-from reverse_etl.sync.config import SyncConfig, SyncConfigError, load_sync, load_sync_file, load_syncs, parse_sync
+from reverse_etl.sync.config import (
+    SyncConfig,
+    SyncConfigError,
+    load_sync,
+    load_sync_file,
+    load_syncs,
+    parse_sync,
+)
 from reverse_etl.sync.engine import PlanResult, RunSummary, plan_sync, reset_sync, run_sync
 
 __all__ = [

@@ -14,9 +14,7 @@ import requests
 from reverse_etl.sync.config import AlertsConfig
 
 
-def evaluate(
-    config: AlertsConfig, summary: dict[str, Any], previous: dict[str, Any] | None
-) -> list[str]:
+def evaluate(config: AlertsConfig, summary: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
     """The alert messages this run deserves (empty when all is well)."""
     name = summary["sync_name"]
     alerts: list[str] = []
@@ -40,7 +38,9 @@ def evaluate(
     return alerts
 
 
-def send(config: AlertsConfig, summary: dict[str, Any], alerts: list[str], *, timeout: float = 10.0) -> list[str]:
+def send(
+    config: AlertsConfig, summary: dict[str, Any], alerts: list[str], *, timeout: float = 10.0
+) -> list[str]:
     """Post the alerts; returns problems met while sending (never raises)."""
     if not alerts:
         return []

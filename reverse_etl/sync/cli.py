@@ -58,10 +58,10 @@ def _next_run(schedule: str | None) -> str:
 
 def _table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     click.echo("  ".join("-" * w for w in widths))
     for r in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 @click.group("sync")
@@ -103,7 +103,11 @@ def _show_body(body: Any, max_records: int | None) -> str:
     hidden = 0
     if max_records is not None:
         data = body.get("data") if isinstance(body, dict) else None
-        if isinstance(data, dict) and isinstance(data.get("records"), list) and len(data["records"]) > max_records:
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("records"), list)
+            and len(data["records"]) > max_records
+        ):
             hidden = len(data["records"]) - max_records
             shown = {**body, "data": {**data, "records": data["records"][:max_records]}}
         elif isinstance(body, list) and len(body) > max_records:
@@ -117,8 +121,12 @@ def _show_body(body: Any, max_records: int | None) -> str:
 
 def _print_plan(plan: PlanResult, full: bool, max_records: int) -> None:
     c = plan.counts
-    click.echo(f"sync {plan.sync_name}: {plan.mode} from {plan.source} to {plan.destination} ({plan.source_rows} source rows)")
-    click.echo(f"  creates: {c['add']}  updates: {c['change']}  deletes: {c['remove']}  invalid: {c['invalid']}")
+    click.echo(
+        f"sync {plan.sync_name}: {plan.mode} from {plan.source} to {plan.destination} ({plan.source_rows} source rows)"
+    )
+    click.echo(
+        f"  creates: {c['add']}  updates: {c['change']}  deletes: {c['remove']}  invalid: {c['invalid']}"
+    )
     if plan.operations:
         ops = ", ".join(f"{op} {n}" for op, n in sorted(plan.operations.items()))
         click.echo(f"  requests: {plan.batches} batches ({ops})")
@@ -164,7 +172,9 @@ def _print_summary(s: RunSummary) -> None:
     if s.error:
         click.secho(f"  error: {s.error}", fg="red", err=True)
     if s.rejected or s.failed:
-        click.echo(f"  rejected/failed records are retried on the next run; see `cdp sync history {s.sync_name}`")
+        click.echo(
+            f"  rejected/failed records are retried on the next run; see `cdp sync history {s.sync_name}`"
+        )
     for alert in s.alerts:
         click.secho(f"  alert: {alert}", fg="yellow")
 
@@ -237,7 +247,9 @@ def reset_cmd(obj: Any, name: str, yes: bool) -> None:
 
 
 def _fmt_time(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else (str(value) if value else "-")
+    return (
+        value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else (str(value) if value else "-")
+    )
 
 
 @sync_group.command("status")
@@ -272,7 +284,16 @@ def status_cmd(obj: Any) -> None:
         schedule = _next_run(syncs[n].schedule) if n in syncs else "(no sync file)"
         rows.append([n, last, str(p.get("pending", 0)), str(p.get("owned", 0)), schedule])
     if rows:
-        _table(rows, ["name", "last run (+added ~changed -removed !invalid xrejected)", "pending", "owned", "schedule"])
+        _table(
+            rows,
+            [
+                "name",
+                "last run (+added ~changed -removed !invalid xrejected)",
+                "pending",
+                "owned",
+                "schedule",
+            ],
+        )
     for err in errors:
         click.secho(f"invalid: {err}", fg="red", err=True)
 
@@ -280,7 +301,12 @@ def status_cmd(obj: Any) -> None:
 @sync_group.command("history")
 @click.argument("name")
 @click.option("--limit", default=20, show_default=True)
-@click.option("--records", "show_records", is_flag=True, help="Also list the rejected, failed and invalid records of the last run.")
+@click.option(
+    "--records",
+    "show_records",
+    is_flag=True,
+    help="Also list the rejected, failed and invalid records of the last run.",
+)
 @click.pass_obj
 def history_cmd(obj: Any, name: str, limit: int, show_records: bool) -> None:
     """Recent runs of NAME."""
@@ -291,7 +317,8 @@ def history_cmd(obj: Any, name: str, limit: int, show_records: bool) -> None:
             click.echo("no runs yet")
             return
         rows = wh.query(
-            f"select * from {SYNC_SCHEMA}.sync_runs where sync_name = ? order by started_at desc limit ?", [name, limit]
+            f"select * from {SYNC_SCHEMA}.sync_runs where sync_name = ? order by started_at desc limit ?",
+            [name, limit],
         )
         if not rows:
             click.echo(f"no runs of {name} yet")
@@ -314,7 +341,20 @@ def history_cmd(obj: Any, name: str, limit: int, show_records: bool) -> None:
                 ]
                 for r in rows
             ],
-            ["run", "started (UTC)", "status", "time", "added", "changed", "removed", "invalid", "rejected", "failed", "retried", "error"],
+            [
+                "run",
+                "started (UTC)",
+                "status",
+                "time",
+                "added",
+                "changed",
+                "removed",
+                "invalid",
+                "rejected",
+                "failed",
+                "retried",
+                "error",
+            ],
         )
         if show_records:
             bad = wh.query(
@@ -326,4 +366,6 @@ def history_cmd(obj: Any, name: str, limit: int, show_records: bool) -> None:
             if not bad:
                 click.echo("no rejected, failed or invalid records in the last run")
             for b in bad:
-                click.echo(f"  {b['record_key']!s:<20} {b['operation']:<7} {b['status']:<8} {b['http_status'] or '':<4} {b['reason']}")
+                click.echo(
+                    f"  {b['record_key']!s:<20} {b['operation']:<7} {b['status']:<8} {b['http_status'] or '':<4} {b['reason']}"
+                )

@@ -89,14 +89,6 @@ class FieldMapping:
     value: Any
     columns: tuple[str, ...]  # source columns it reads
 
-    def render(self, row: Mapping[str, Any]) -> Any:
-        if self.kind == "column":
-            return row[self.value]
-        if self.kind == "constant":
-            return self.value
-        values = {c: "" if row.get(c) is None else row[c] for c in self.columns}
-        return str(self.value).format(**values)
-
     def signature(self) -> str:
         return f"{self.field}={self.kind}:{self.value!r}"
 
@@ -199,7 +191,9 @@ def _check_keys(where: str, prefix: str, data: Mapping[str, Any], allowed: tuple
             )
 
 
-def _number(where: str, key: str, value: Any, *, lo: float, hi: float | None = None, integer: bool = False) -> Any:
+def _number(
+    where: str, key: str, value: Any, *, lo: float, hi: float | None = None, integer: bool = False
+) -> Any:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or value < lo or (hi is not None and value > hi):
         kind = "an integer" if integer else "a number"
@@ -217,7 +211,11 @@ def _parse_source(where: str, raw: Any) -> SourceConfig:
         )
     ((kind, name),) = raw.items()
     if kind not in SOURCE_KINDS:
-        raise _fail(where, f"source.{kind}", f"unknown source kind{did_you_mean(kind, SOURCE_KINDS)}; use model, segment or table")
+        raise _fail(
+            where,
+            f"source.{kind}",
+            f"unknown source kind{did_you_mean(kind, SOURCE_KINDS)}; use model, segment or table",
+        )
     if not isinstance(name, str) or not name.strip():
         raise _fail(where, f"source.{kind}", "needs a name")
     if kind == "table" and not re.match(r"^[A-Za-z_][\w]*\.[A-Za-z_][\w]*$", name):
@@ -232,16 +230,24 @@ def _template_columns(where: str, key: str, template: str) -> tuple[str, ...]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise _fail(where, key, f"template {template!r} is malformed ({exc}); write columns as {{column}}") from None
+        raise _fail(
+            where, key, f"template {template!r} is malformed ({exc}); write columns as {{column}}"
+        ) from None
     for _literal, name, spec, conv in parsed:
         if name is None:
             continue
         if not _IDENT.match(name) or spec or conv:
-            raise _fail(where, key, f"template placeholder {{{name}}} must be a plain column name like {{first_name}}")
+            raise _fail(
+                where, key, f"template placeholder {{{name}}} must be a plain column name like {{first_name}}"
+            )
         if name not in cols:
             cols.append(name)
     if not cols:
-        raise _fail(where, key, f"template {template!r} has no {{column}} placeholder; use `constant:` for fixed values")
+        raise _fail(
+            where,
+            key,
+            f"template {template!r} has no {{column}} placeholder; use `constant:` for fixed values",
+        )
     return tuple(cols)
 
 
@@ -260,10 +266,16 @@ def _parse_mapping(where: str, raw: Any) -> tuple[FieldMapping, ...]:
         if isinstance(spec, str):
             spec = {"column": spec}
         if not isinstance(spec, Mapping) or len(spec) != 1:
-            raise _fail(where, key, "give a column name, or exactly one of `column:`, `constant:`, `template:`")
+            raise _fail(
+                where, key, "give a column name, or exactly one of `column:`, `constant:`, `template:`"
+            )
         ((kind, value),) = spec.items()
         if kind not in MAPPING_KINDS:
-            raise _fail(where, f"{key}.{kind}", f"unknown mapping kind{did_you_mean(kind, MAPPING_KINDS)}; use column, constant or template")
+            raise _fail(
+                where,
+                f"{key}.{kind}",
+                f"unknown mapping kind{did_you_mean(kind, MAPPING_KINDS)}; use column, constant or template",
+            )
         if kind == "column":
             if not isinstance(value, str) or not _IDENT.match(value):
                 raise _fail(where, key, f"column {value!r} is not a column name")
@@ -283,7 +295,11 @@ def _parse_alerts(where: str, raw: Any) -> AlertsConfig:
     if raw is None:
         return AlertsConfig()
     if not isinstance(raw, Mapping):
-        raise _fail(where, "alerts", "must be a mapping, e.g. `alerts: {on_failure: true, slack_webhook_env: SLACK_WEBHOOK_URL}`")
+        raise _fail(
+            where,
+            "alerts",
+            "must be a mapping, e.g. `alerts: {on_failure: true, slack_webhook_env: SLACK_WEBHOOK_URL}`",
+        )
     _check_keys(where, "alerts.", raw, ALERT_KEYS)
     on_failure = raw.get("on_failure", True)
     if not isinstance(on_failure, bool):
@@ -314,7 +330,9 @@ def _parse_retry(where: str, raw: Any) -> RetryConfig:
         raise _fail(where, "retry", "must be a mapping, e.g. `retry: {max_attempts: 6, initial_delay: 0.5}`")
     _check_keys(where, "retry.", raw, RETRY_KEYS)
     d = RetryConfig()
-    attempts = _number(where, "retry.max_attempts", raw.get("max_attempts", d.max_attempts), lo=1, integer=True)
+    attempts = _number(
+        where, "retry.max_attempts", raw.get("max_attempts", d.max_attempts), lo=1, integer=True
+    )
     initial = _number(where, "retry.initial_delay", raw.get("initial_delay", d.initial_delay), lo=0)
     maximum = _number(where, "retry.max_delay", raw.get("max_delay", d.max_delay), lo=0)
     return RetryConfig(attempts, float(initial), float(maximum))
@@ -322,7 +340,9 @@ def _parse_retry(where: str, raw: Any) -> RetryConfig:
 
 def _parse_destination(where: str, raw: Any) -> DestinationConfig:
     if not isinstance(raw, Mapping) or "type" not in raw:
-        raise _fail(where, "destination", f"needs `type:` (one of {', '.join(sorted(REGISTRY))}) and its settings")
+        raise _fail(
+            where, "destination", f"needs `type:` (one of {', '.join(sorted(REGISTRY))}) and its settings"
+        )
     dtype = raw["type"]
     if dtype not in REGISTRY:
         raise _fail(
@@ -340,7 +360,11 @@ def _parse_destination(where: str, raw: Any) -> DestinationConfig:
                 f"destination.{key}",
                 f"'{dtype}' has no such setting{did_you_mean(key, sorted(known))} (settings: {', '.join(sorted(known)) or 'none'})",
             )
-        if known[key].secret and value is not None and not (isinstance(value, str) and _ENV_NAME.match(value)):
+        if (
+            known[key].secret
+            and value is not None
+            and not (isinstance(value, str) and _ENV_NAME.match(value))
+        ):
             raise _fail(
                 where,
                 f"destination.{key}",
@@ -357,11 +381,15 @@ def parse_sync(data: Any, path: Path) -> SyncConfig:
     """Validate one sync definition (already parsed YAML) from ``path``."""
     where = _where(path)
     if not isinstance(data, Mapping):
-        raise SyncConfigError(f"{where}: a sync file is a YAML mapping with source, destination, mode, primary_key, mapping")
+        raise SyncConfigError(
+            f"{where}: a sync file is a YAML mapping with source, destination, mode, primary_key, mapping"
+        )
     _check_keys(where, "", data, TOP_LEVEL_KEYS)
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not _NAME.match(name):
-        raise _fail(where, "name", f"{name!r} is not a valid sync name: use lowercase letters, digits, '_' and '-'")
+        raise _fail(
+            where, "name", f"{name!r} is not a valid sync name: use lowercase letters, digits, '_' and '-'"
+        )
     for required in ("source", "destination", "mode", "primary_key", "mapping"):
         if required not in data:
             raise _fail(where, required, "is required")
@@ -369,31 +397,49 @@ def parse_sync(data: Any, path: Path) -> SyncConfig:
     destination = _parse_destination(where, data["destination"])
     mode = data["mode"]
     if mode not in MODES:
-        raise _fail(where, "mode", f"{mode!r} is not one of {', '.join(MODES)}{did_you_mean(str(mode), MODES)}")
+        raise _fail(
+            where, "mode", f"{mode!r} is not one of {', '.join(MODES)}{did_you_mean(str(mode), MODES)}"
+        )
     cls = destination_class(destination.type, source=where)
     if mode not in cls.modes:
-        raise _fail(where, "mode", f"destination '{destination.type}' supports {', '.join(cls.modes)}, not {mode!r}")
+        raise _fail(
+            where, "mode", f"destination '{destination.type}' supports {', '.join(cls.modes)}, not {mode!r}"
+        )
     pk = data["primary_key"]
     if not isinstance(pk, str) or not _IDENT.match(pk):
-        raise _fail(where, "primary_key", f"{pk!r} is not a column name; give the one column that identifies a record")
+        raise _fail(
+            where, "primary_key", f"{pk!r} is not a column name; give the one column that identifies a record"
+        )
     mapping = _parse_mapping(where, data["mapping"])
     consent_raw = data.get("consent") or []
     if isinstance(consent_raw, str):
         consent_raw = [consent_raw]
-    if not isinstance(consent_raw, list) or not all(isinstance(p, str) and _IDENT.match(p) for p in consent_raw):
-        raise _fail(where, "consent", "a list of purposes, e.g. `consent: [email_marketing]` (rows need consent_<purpose> = true)")
+    if not isinstance(consent_raw, list) or not all(
+        isinstance(p, str) and _IDENT.match(p) for p in consent_raw
+    ):
+        raise _fail(
+            where,
+            "consent",
+            "a list of purposes, e.g. `consent: [email_marketing]` (rows need consent_<purpose> = true)",
+        )
     schedule = data.get("schedule")
     if schedule is not None:
         from croniter import croniter
 
         if not isinstance(schedule, str) or not croniter.is_valid(schedule):
-            raise _fail(where, "schedule", f"{schedule!r} is not a cron expression; e.g. '0 * * * *' for hourly")
+            raise _fail(
+                where, "schedule", f"{schedule!r} is not a cron expression; e.g. '0 * * * *' for hourly"
+            )
     batch_size = data.get("batch_size")
     max_batch = cls.limits.max_batch_size
     if batch_size is not None:
         _number(where, "batch_size", batch_size, lo=1, integer=True)
         if batch_size > max_batch:
-            raise _fail(where, "batch_size", f"{batch_size} is over {destination.type}'s limit of {max_batch} records per request")
+            raise _fail(
+                where,
+                "batch_size",
+                f"{batch_size} is over {destination.type}'s limit of {max_batch} records per request",
+            )
     description = data.get("description") or ""
     if not isinstance(description, str):
         raise _fail(where, "description", "must be a string")

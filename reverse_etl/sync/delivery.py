@@ -33,14 +33,18 @@ class Aborted(Exception):
 
 
 class TokenBucket:
-    """Paces calls to ``rate`` per second (burst of ``burst``), shared by the worker threads."""
+    """Paces calls to ``rate`` per second, shared by the worker threads.
 
-    def __init__(self, rate: float | None, burst: float = 1.0) -> None:
+    It starts with no burst credit, but a worker that comes late for its slot (a slow response, a busy
+    CPU) may catch up by up to ``catch_up`` seconds of slots, so the achieved rate stays at the limit
+    instead of drifting below it; never more than ``rate * catch_up`` calls close together."""
+
+    def __init__(self, rate: float | None, catch_up: float = 0.2) -> None:
         self.rate = rate
         self.interval = 1.0 / rate if rate else 0.0
-        self.burst = max(1.0, burst)
+        self.catch_up = max(self.interval, catch_up) if rate else 0.0
         self._lock = threading.Lock()
-        self._next = time.monotonic() - (self.burst - 1) * self.interval
+        self._next = time.monotonic()
         self._paused_until = 0.0
 
     def hold_off(self, seconds: float) -> None:
@@ -51,8 +55,7 @@ class TokenBucket:
     def acquire(self, abort: threading.Event | None = None) -> None:
         with self._lock:
             now = time.monotonic()
-            earliest = now - (self.burst - 1) * self.interval
-            slot = max(self._next, earliest, self._paused_until)
+            slot = max(self._next, now - self.catch_up + self.interval, self._paused_until)
             self._next = slot + self.interval
         _sleep_until(slot, abort)
 
@@ -154,7 +157,9 @@ class Deliverer:
             for record in records:
                 res = by_key.get(record.key)
                 if res is None:
-                    outcome.results.append((record.key, "failed", None, "destination returned no result for this record"))
+                    outcome.results.append(
+                        (record.key, "failed", None, "destination returned no result for this record")
+                    )
                 elif res.ok:
                     outcome.results.append((record.key, "synced", res.http_status, None))
                 else:

@@ -7,11 +7,19 @@ memory does not grow with the table; the destination only ever sees what changed
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reverse_etl.sync.config import NEW_ONLY_MODES, REMOVAL_MODES, SyncConfig, SyncConfigError, did_you_mean
+from reverse_etl.sync.config import (
+    NEW_ONLY_MODES,
+    REMOVAL_MODES,
+    FieldMapping,
+    SyncConfig,
+    SyncConfigError,
+    did_you_mean,
+)
 from reverse_etl.warehouse import MARTS_SCHEMA, SYNC_SCHEMA, Warehouse
 
 # Diff result operations: add (never delivered), change (delivered before, hash differs or pending),
@@ -53,10 +61,14 @@ def _model_relation(config: SyncConfig, project: Path | None) -> tuple[str, str]
     except FileNotFoundError as exc:
         raise SyncConfigError(f"{where}: source.model: {exc}", config.path) from None
     models = [
-        n for n in data.get("nodes", {}).values() if n.get("resource_type") == "model" and n.get("name") == config.source.name
+        n
+        for n in data.get("nodes", {}).values()
+        if n.get("resource_type") == "model" and n.get("name") == config.source.name
     ]
     if not models:
-        names = sorted({n["name"] for n in data.get("nodes", {}).values() if n.get("resource_type") == "model"})
+        names = sorted(
+            {n["name"] for n in data.get("nodes", {}).values() if n.get("resource_type") == "model"}
+        )
         raise SyncConfigError(
             f"{where}: source.model: no dbt model named '{config.source.name}'"
             f"{did_you_mean(config.source.name, names)} (run `cdp build` after adding it)",
@@ -68,6 +80,40 @@ def _model_relation(config: SyncConfig, project: Path | None) -> tuple[str, str]
     return node["schema"], node.get("alias") or node["name"]
 
 
+def _segment_source(config: SyncConfig, wh: Warehouse, project: Path | None) -> ResolvedSource:
+    """Members of one segment in ``marts.segment_members``, holdouts left out. A segment name that is
+    neither a dbt model nor present in the table is a typo, not an empty segment: refusing it keeps a
+    mirror or audience sync from removing everyone."""
+    name = config.source.name
+    if not wh.relation_exists(MARTS_SCHEMA, "segment_members"):
+        raise SyncConfigError(
+            f"{config.path}: source.segment: {MARTS_SCHEMA}.segment_members does not exist in {wh.path}: run `cdp build` first",
+            config.path,
+        )
+    columns = wh.columns(MARTS_SCHEMA, "segment_members")
+    where = "segment_name = ?" + (" and not coalesce(is_holdout, false)" if "is_holdout" in columns else "")
+    resolved = ResolvedSource(MARTS_SCHEMA, "segment_members", where, (name,))
+    present = wh.scalar(f"select count(*) from {resolved.relation} where segment_name = ?", [name])
+    if not present:
+        known = sorted(
+            r["segment_name"] for r in wh.query(f"select distinct segment_name from {resolved.relation}")
+        )
+        try:
+            from reverse_etl.dbt import manifest
+
+            nodes = manifest(project).get("nodes", {}).values()
+            known_models = {n["name"] for n in nodes if n.get("resource_type") == "model"}
+        except FileNotFoundError:
+            known_models = set()
+        if name not in known_models:
+            raise SyncConfigError(
+                f"{config.path}: source.segment: no segment named '{name}'{did_you_mean(name, known)} "
+                f"(segments with members: {', '.join(known) or 'none'})",
+                config.path,
+            )
+    return resolved
+
+
 def resolve_source(config: SyncConfig, wh: Warehouse, project: Path | None = None) -> ResolvedSource:
     """The relation a sync reads, checked to exist and to hold every column the sync needs."""
     src = config.source
@@ -75,7 +121,7 @@ def resolve_source(config: SyncConfig, wh: Warehouse, project: Path | None = Non
         schema, table = _model_relation(config, project)
         resolved = ResolvedSource(schema, table)
     elif src.kind == "segment":
-        resolved = ResolvedSource(MARTS_SCHEMA, "segment_members", "segment_name = ?", (src.name,))
+        resolved = _segment_source(config, wh, project)
     else:
         schema, table = src.name.split(".", 1)
         resolved = ResolvedSource(schema, table)
@@ -107,38 +153,87 @@ def resolve_source(config: SyncConfig, wh: Warehouse, project: Path | None = Non
 class DiffQuery:
     sql: str
     params: list[Any]
-    data_columns: list[str]
+
+
+def sql_literal(value: Any) -> str:
+    """A YAML scalar as a SQL literal (constants in the mapping)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else "null"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def field_sql(mapping: FieldMapping) -> str:
+    """One destination field as a SQL expression over the source row.
+
+    Templates render nulls as empty text and values with the warehouse's own text cast."""
+    if mapping.kind == "column":
+        return quote(mapping.value)
+    if mapping.kind == "constant":
+        return sql_literal(mapping.value)
+    parts: list[str] = []
+    for literal, name, _spec, _conv in string.Formatter().parse(mapping.value):
+        if literal:
+            parts.append(sql_literal(literal))
+        if name is not None:
+            parts.append(f"coalesce(cast({quote(name)} as varchar), '')")
+    return "concat(" + ", ".join(parts) + ")"
+
+
+def fields_sql(config: SyncConfig) -> str:
+    """The mapped record as JSON, built in the warehouse (typed, and far faster than per-row Python)."""
+    members = ", ".join(f"{quote(m.field)} := {field_sql(m)}" for m in config.mapping)
+    return f"to_json(struct_pack({members}))"
 
 
 def diff_query(config: SyncConfig, source: ResolvedSource, *, only_pending: bool = False) -> DiffQuery:
     """The single SQL statement that yields added, changed, removed and invalid records.
 
-    Columns: ``__key``, ``__op`` (see DIFF_OPERATIONS), ``__reason``, ``__hash``, ``__payload`` (the
-    last delivered fields, for removals), then the source columns the mapping reads."""
+    Columns: ``__key``, ``__op`` (see DIFF_OPERATIONS), ``__reason`` (why invalid), ``__hash`` (of the
+    mapped columns and the mapping itself), ``__payload`` (the fields last delivered, for removals) and
+    ``__fields`` (the mapped record as JSON, for adds and changes)."""
     data_cols = [c for c in config.source_columns() if c not in config.consent_columns()]
-    hashed = config.hashed_columns()
     col_list = ", ".join(quote(c) for c in data_cols)
-    hash_args = ", ".join(["?", *(quote(c) for c in hashed)])
-    consent = " and ".join(f"coalesce(cast({quote(c)} as boolean), false)" for c in config.consent_columns()) or "true"
+    hash_args = ", ".join(["?", *(quote(c) for c in config.hashed_columns())])
+    consent = (
+        " and ".join(f"coalesce(cast({quote(c)} as boolean), false)" for c in config.consent_columns())
+        or "true"
+    )
     removal = config.mode in REMOVAL_MODES
     new_only = config.mode in NEW_ONLY_MODES
-    pending_filter = "and st.status in ('rejected', 'failed')" if only_pending else ""
     data_out = ", ".join(f"k.{quote(c)}" for c in data_cols)
-    inv_out = ", ".join(f"{quote(c)}" for c in data_cols)
-    null_keys = f"""union all
-select null as __key, 'invalid' as __op, 'null primary key' as __reason, null as __hash, null as __payload,
-       {inv_out}
+    filters = []
+    if not removal:
+        filters.append("and __op <> 'remove'")
+    if new_only:
+        filters.append("and not (__op = 'change' and __state_status = 'synced')")
+    if only_pending:
+        filters.append("and __state_status in ('rejected', 'failed')")
+    null_keys = """union all
+select null as __key, 'invalid' as __op, 'null primary key' as __reason, null as __hash,
+       null as __payload, null as __fields
 from src where __key is null"""
+    pk = quote(config.primary_key)
+    pk_filter = f"{source.where} and {pk} is not null" if source.where else f"{pk} is not null"
+    # src is inlined where used (scans are cheap, materialising every column is not); duplicate keys
+    # are found on the typed key column, not on its text, and materialised once (usually empty).
     sql = f"""
-with src as (
-    select cast({quote(config.primary_key)} as varchar) as __key,
+with src as not materialized (
+    select cast({pk} as varchar) as __key,
            {col_list},
            {consent} as __consent,
            hash({hash_args}) as __hash
     from {source.select_from()}
 ),
-dups as (
-    select __key from src where __key is not null group by __key having count(*) > 1
+dups as materialized (
+    select cast({pk} as varchar) as __key
+    from {source.relation} where {pk_filter}
+    group by {pk} having count(*) > 1
 ),
 keyed as (
     select src.*, dups.__key is not null as __dup
@@ -175,16 +270,15 @@ joined as (
     where k.__key is null or st.record_key is null or k.__dup or not k.__consent
        or st.row_hash is distinct from k.__hash or st.status <> 'synced'
 )
-select __key, __op, __reason, __hash, __payload, {inv_out}
+select __key, __op, __reason, __hash, __payload,
+       case when __op in ('add', 'change') then {fields_sql(config)} end as __fields
 from joined
 where __op <> 'same'
-  {"" if removal else "and __op <> 'remove'"}
-  {"and not (__op = 'change' and __state_status = 'synced')" if new_only else ""}
-  {pending_filter.replace("st.status", "__state_status")}
+  {" ".join(filters)}
 {"" if only_pending else null_keys}
 """
-    params: list[Any] = [config.mapping_signature(), *source.params, config.name]
-    return DiffQuery(sql, params, data_cols)
+    params: list[Any] = [config.mapping_signature(), *source.params, *source.params, config.name]
+    return DiffQuery(sql, params)
 
 
 def source_row_count(wh: Warehouse, source: ResolvedSource) -> int:

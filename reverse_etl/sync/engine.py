@@ -9,8 +9,7 @@ rejected, failed (retried next run) or invalid, and each of those is a row in ``
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
+import contextlib
 import json
 import threading
 import time
@@ -39,29 +38,6 @@ from reverse_etl.sync.lock import SyncLock
 from reverse_etl.warehouse import Warehouse
 
 
-def to_jsonable(value: Any) -> Any:
-    """Warehouse values as JSON values: timestamps ISO 8601, decimals as numbers, ids as strings."""
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return str(value)
-
-
 def build_destination(config: SyncConfig) -> Destination:
     """The configured destination, with secrets resolved from the environment."""
     cls = destination_class(config.destination.type, source=str(config.path))
@@ -74,6 +50,9 @@ class Batch:
     records: list[Record] = field(default_factory=list)
     hashes: dict[str, int | None] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)  # key -> add | change | remove
+    payloads: dict[str, str] = field(
+        default_factory=dict
+    )  # key -> delivered fields as JSON (mirror/audience)
 
 
 @dataclass
@@ -137,7 +116,6 @@ class _Prepared:
 
     def feed(self, rows: list[dict[str, Any]]) -> Iterator[Batch]:
         """Consume diff rows; yield batches as they fill."""
-        mapping = self.config.mapping
         for row in rows:
             op = row["__op"]
             key = row["__key"]
@@ -146,7 +124,9 @@ class _Prepared:
                 continue
             if op == "forget":
                 self.journal.append(
-                    state.JournalEntry(key, "forget", "skipped", reason="left the source before it was delivered")
+                    state.JournalEntry(
+                        key, "forget", "skipped", reason="left the source before it was delivered"
+                    )
                 )
                 continue
             if op == "remove":
@@ -158,7 +138,8 @@ class _Prepared:
                 batch.kinds[key] = "remove"
                 self.counts["remove"] += 1
             else:
-                fields = {m.field: to_jsonable(m.render(row)) for m in mapping}
+                raw = row["__fields"]
+                fields = json.loads(raw)
                 normalised, reason = self.destination.normalise(fields)
                 if normalised is None:
                     self._invalid(key, self.send_op, reason or "invalid identifier")
@@ -167,6 +148,8 @@ class _Prepared:
                 batch.records.append(Record(key, normalised))
                 batch.hashes[key] = row["__hash"]
                 batch.kinds[key] = op
+                if self.keep_payload:  # what removal will need: the fields as delivered
+                    batch.payloads[key] = raw if normalised == fields else _payload_json(normalised)
                 self.counts[op] += 1
             if len(batch.records) >= self.batch_size:
                 yield self.buffers.pop(batch.operation)
@@ -310,10 +293,8 @@ class SyncRun:
                 message = message.replace(secret, "***")
             summary.status, summary.error = "failed", message
         summary.duration_s = round(time.monotonic() - t0, 3)
-        try:
+        with contextlib.suppress(Exception):  # the summary below matters more than the destination's cache
             state.save_destination_state(wh, config.name, context.state)
-        except Exception:  # the summary below matters more than the destination's cache
-            pass
         previous = state.previous_run(wh, config.name, run_id)
         if config.alerts.enabled or config.alerts.on_failure:
             summary.alerts = alerting.evaluate(config.alerts, summary.as_dict(), previous)
@@ -355,7 +336,12 @@ class SyncRun:
         size = config.effective_batch_size(limits.max_batch_size)
         workers = max(1, limits.max_concurrency)
         deliverer = Deliverer(
-            destination, context, config.retry, bucket=TokenBucket(limits.requests_per_second), abort=self.abort, scrub=scrub
+            destination,
+            context,
+            config.retry,
+            bucket=TokenBucket(limits.requests_per_second),
+            abort=self.abort,
+            scrub=scrub,
         )
         prepared = _Prepared(config, destination, size)
         bar = _progress(self.progress, config.name)
@@ -424,26 +410,36 @@ class SyncRun:
             raise terminal
 
     def _commit(self, batch: Batch, outcome: Outcome, run_id: str, summary: RunSummary) -> None:
-        keep_payload = self.config.mode in REMOVAL_MODES
-        fields_by_key = {r.key: r.fields for r in batch.records} if keep_payload else {}
-        entries: list[state.JournalEntry] = []
-        for key, status, http_status, reason in outcome.results:
-            kind = batch.kinds.get(key, "change")
-            payload = None
-            if keep_payload and status == "synced" and kind != "remove":
-                payload = _payload_json(fields_by_key[key])
-            entries.append(
-                state.JournalEntry(key, batch.operation, status, http_status, reason, batch.hashes.get(key), payload)
-            )
-            summary_field = {"add": "added", "change": "changed", "remove": "removed"}[kind]
-            setattr(summary, summary_field, getattr(summary, summary_field) + 1)
-            if status == "synced":
-                summary.delivered += 1
-            elif status == "rejected":
-                summary.rejected += 1
-            else:
-                summary.failed += 1
-        state.write_journal(self.wh, run_id, self.config.name, entries)
+        results = outcome.results
+        keys = [r[0] for r in results]
+        statuses = [r[1] for r in results]
+        payloads = batch.payloads
+        state.write_journal_columns(
+            self.wh,
+            run_id,
+            self.config.name,
+            {
+                "record_key": keys,
+                "operation": [batch.operation] * len(results),
+                "status": statuses,
+                "http_status": [r[2] for r in results],
+                "reason": [r[3] for r in results],
+                "row_hash": [batch.hashes.get(k) for k in keys],
+                "payload": [
+                    payloads.get(k) if st == "synced" else None for k, st in zip(keys, statuses, strict=True)
+                ]
+                if payloads
+                else [None] * len(results),
+            },
+        )
+        kinds = Counter(batch.kinds.get(k, "change") for k in keys)
+        summary.added += kinds["add"]
+        summary.changed += kinds["change"]
+        summary.removed += kinds["remove"]
+        tally = Counter(statuses)
+        summary.delivered += tally["synced"]
+        summary.rejected += tally["rejected"]
+        summary.failed += tally["failed"]
         summary.retried += outcome.retries
         summary.requests += outcome.requests
         summary.splits += outcome.splits
@@ -476,7 +472,9 @@ def run_sync(
 ) -> RunSummary:
     """Run one sync. Problems before the run starts (config, missing source) raise; failures during the
     run are recorded in ``cdp_sync.sync_runs`` and returned in the summary's status and error."""
-    return SyncRun(config, wh, project=project, destination=destination, only_pending=only_pending, progress=progress).run()
+    return SyncRun(
+        config, wh, project=project, destination=destination, only_pending=only_pending, progress=progress
+    ).run()
 
 
 def plan_sync(

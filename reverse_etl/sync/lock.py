@@ -41,7 +41,9 @@ class SyncLock:
                 if owner == threading.get_ident():
                     _held[key] = (fd, owner, depth + 1)
                     return
-                raise SyncLocked(f"sync '{self.sync_name}' is already running in this process; wait for it to finish")
+                raise SyncLocked(
+                    f"sync '{self.sync_name}' is already running in this process; wait for it to finish"
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

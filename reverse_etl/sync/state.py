@@ -121,28 +121,36 @@ class JournalEntry:
 
 def write_journal(wh: Warehouse, run_id: str, sync_name: str, entries: Sequence[JournalEntry]) -> None:
     """Record one acknowledged batch (or a chunk of invalid records) in one transaction."""
-    if not entries:
+    write_journal_columns(
+        wh,
+        run_id,
+        sync_name,
+        {
+            "record_key": [e.record_key for e in entries],
+            "operation": [e.operation for e in entries],
+            "status": [e.status for e in entries],
+            "http_status": [e.http_status for e in entries],
+            "reason": [e.reason for e in entries],
+            "row_hash": [e.row_hash for e in entries],
+            "payload": [e.payload for e in entries],
+        },
+    )
+
+
+def write_journal_columns(wh: Warehouse, run_id: str, sync_name: str, columns: dict[str, list[Any]]) -> None:
+    """The same, column-wise: a batch of thousands of records is one Arrow insert."""
+    n = len(columns["record_key"])
+    if not n:
         return
-    now = utcnow()
-    data: dict[str, list[Any]] = {
-        "run_id": [run_id] * len(entries),
-        "sync_name": [sync_name] * len(entries),
-        "record_key": [e.record_key for e in entries],
-        "operation": [e.operation for e in entries],
-        "status": [e.status for e in entries],
-        "http_status": [e.http_status for e in entries],
-        "reason": [e.reason for e in entries],
-        "row_hash": [e.row_hash for e in entries],
-        "payload": [e.payload for e in entries],
-        "at": [now] * len(entries),
-    }
+    data = {"run_id": [run_id] * n, "sync_name": [sync_name] * n, **columns, "at": [utcnow()] * n}
     with wh.transaction():
         wh.append(f"{S}.sync_records", data, RECORD_TYPES)
 
 
 def unfolded_runs(wh: Warehouse, sync_name: str) -> list[str]:
     rows = wh.query(
-        f"select run_id from {S}.sync_runs where sync_name = ? and not folded order by started_at", [sync_name]
+        f"select run_id from {S}.sync_runs where sync_name = ? and not folded order by started_at",
+        [sync_name],
     )
     return [r["run_id"] for r in rows]
 

@@ -8,6 +8,7 @@ one record. ``test_every_destination_has_a_case`` fails until it does.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,21 @@ def person(i: int) -> dict[str, Any]:
 
 def email_of(record: Record) -> str:
     return h.normalise_email(record.fields["email"]) or ""
+
+
+def slack_channel_members(emulator: Emulator) -> set[str]:
+    """Who is in the segment, as a reader of the channel would conclude from the digests so far."""
+    present: set[str] = set()
+    for message in emulator.messages():  # type: ignore[attr-defined]
+        heading = message["blocks"][0]["text"]["text"]
+        labels = {
+            match.group(1)
+            for block in message["blocks"]
+            if block["type"] == "section"
+            for match in re.finditer(r"^• \*(.+?)\*", block["text"]["text"], re.MULTILINE)
+        }
+        present = present - labels if heading.endswith(" left") else present | labels
+    return present
 
 
 @dataclass
@@ -116,6 +132,95 @@ CASES: dict[str, Case] = {
         identity=email_of,
         reject_value=email_of,
         retry_tolerance=0.5,  # X-RateLimit-Reset is a point in time
+    ),
+    "mailchimp": Case(
+        name="mailchimp",
+        settings=lambda url: {
+            "api_key": "T_MAILCHIMP_KEY",
+            "list_id": "a1b2c3d4e5",
+            "default_status": "subscribed",
+            "base_url": url,
+        },
+        env={"T_MAILCHIMP_KEY": "mc-test-key-us6"},
+        members=lambda em, ctx: em.segment_emails("a1b2c3d4e5", ctx.state["segment_id"]),
+        identity=email_of,
+        reject_value=email_of,
+        retry_hint=lambda seconds: None,  # 429 on too many connections carries no wait
+    ),
+    "salesforce": Case(
+        name="salesforce",
+        settings=lambda url: {
+            "base_url": url,
+            "access_token": "T_SF_TOKEN",
+            "external_id_field": "Email_Key__c",
+        },
+        env={"T_SF_TOKEN": "00Dxx0000000001!AQ4AQ.test"},
+        members=lambda em, ctx: em.with_field("Contact", ctx.state["audience_field"]),
+        identity=lambda r: r.fields["Email_Key__c"],
+        reject_value=lambda r: r.fields["Email_Key__c"],
+        record=lambda i: {"Email_Key__c": f"person.{i}@example.com", "FirstName": "Ann", "LastName": "Lee"},
+        retry_hint=lambda seconds: None,  # 403 REQUEST_LIMIT_EXCEEDED carries no wait
+    ),
+    "tiktok": Case(
+        name="tiktok",
+        settings=lambda url: {
+            "advertiser_id": "7012345678901234567",
+            "access_token": "T_TIKTOK_TOKEN",
+            "base_url": url,
+        },
+        env={"T_TIKTOK_TOKEN": "tt-test-token"},
+        members=lambda em, ctx: em.members(ctx.state["audience_id"]),
+        identity=lambda r: h.sha256_hex(h.normalise_email_tiktok(r.fields["email"]) or ""),
+        reject_value=lambda r: h.sha256_hex(h.normalise_email_tiktok(r.fields["email"]) or ""),
+        retry_hint=lambda seconds: 1.0,  # code 40100 carries no wait; the per-second window is next second
+        rejects_whole_batch=True,  # segment/mapping succeeds or fails as a whole
+    ),
+    "linkedin": Case(
+        name="linkedin",
+        settings=lambda url: {
+            "ad_account_id": "512345678",
+            "access_token": "T_LINKEDIN_TOKEN",
+            "create_wait_seconds": 0,
+            "base_url": url,
+        },
+        env={"T_LINKEDIN_TOKEN": "li-test-token"},
+        members=lambda em, ctx: em.members(ctx.state["segment_id"]),
+        identity=lambda r: h.sha256_hex(email_of(r)),
+        reject_value=lambda r: h.sha256_hex(email_of(r)),
+        retry_hint=lambda seconds: None,  # 429 without a documented Retry-After
+    ),
+    "iterable": Case(
+        name="iterable",
+        settings=lambda url: {"api_key": "T_ITERABLE_KEY", "base_url": url},
+        env={"T_ITERABLE_KEY": "it-test-key"},
+        members=lambda em, ctx: em.list_members(ctx.state["list_id"]),
+        identity=email_of,
+        reject_value=email_of,
+        retry_hint=lambda seconds: None,  # 429 RateLimitExceeded carries no wait
+    ),
+    "customerio": Case(
+        name="customerio",
+        settings=lambda url: {
+            "site_id": "site-123",
+            "api_key": "T_CIO_KEY",
+            "app_api_key": "T_CIO_APP_KEY",
+            "base_url": url,
+            "app_base_url": url,
+        },
+        env={"T_CIO_KEY": "cio-track-key", "T_CIO_APP_KEY": "cio-app-key"},
+        members=lambda em, ctx: em.segment_members(ctx.state["segment_id"]),
+        identity=lambda r: r.fields["user_id"],
+        reject_value=lambda r: r.fields["user_id"],
+        retry_hint=lambda seconds: None,  # 429 carries no wait
+    ),
+    "slack": Case(
+        name="slack",
+        settings=lambda url: {"webhook_url": "T_SLACK_URL", "base_url": url},
+        env={"T_SLACK_URL": "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"},
+        members=lambda em, ctx: slack_channel_members(em),
+        identity=email_of,
+        reject_value=email_of,
+        rejects_whole_batch=True,  # one message per request: Slack refuses the whole digest
     ),
 }
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from reverse_etl.sync.config import SyncConfigError, load_sync, load_syncs, parse_sync
+from reverse_etl.sync.diff import field_sql
 
 from .helpers import sync_dict, write_sync
 
@@ -30,9 +31,20 @@ def test_valid_config_is_typed() -> None:
     assert config.mode == "mirror"
     assert config.operations == ("upsert", "remove")
     assert [m.kind for m in config.mapping] == ["column", "template", "column", "constant"]
-    assert config.source_columns() == ["id", "email", "first_name", "last_name", "score", "consent_email_marketing"]
+    assert config.source_columns() == [
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "score",
+        "consent_email_marketing",
+    ]
     assert config.hashed_columns() == ["email", "first_name", "last_name", "score"]
-    assert config.mapping[1].render({"first_name": "Ada", "last_name": None}) == "Ada "
+    assert (
+        field_sql(config.mapping[1])
+        == """concat(coalesce(cast("first_name" as varchar), ''), ' ', coalesce(cast("last_name" as varchar), ''))"""
+    )
+    assert field_sql(config.mapping[3]) == "'cdp'"
     assert config.effective_batch_size(1000) == 50
 
 
@@ -54,19 +66,37 @@ def test_unknown_top_level_key_is_an_error() -> None:
     [
         ({"source": {"tabel": "main.people"}}, "source.tabel: unknown source kind; did you mean 'table'?"),
         ({"source": {"table": "people"}}, "source.table: 'people' is not schema.name"),
-        ({"destination": {"type": "webhok", "url": URL}}, "destination.type: 'webhok' is not a destination; did you mean 'webhook'?"),
-        ({"destination": {"type": "webhook", "url": URL, "secret": "whsec_abc+/="}}, "destination.secret: secrets are named by environment variable"),
-        ({"destination": {"type": "webhook", "url": URL, "secret": "S", "urll": 1}}, "destination.urll: 'webhook' has no such setting; did you mean 'url'?"),
-        ({"destination": {"type": "webhook", "secret": "S"}}, "destination.url: 'webhook' needs this setting"),
+        (
+            {"destination": {"type": "webhok", "url": URL}},
+            "destination.type: 'webhok' is not a destination; did you mean 'webhook'?",
+        ),
+        (
+            {"destination": {"type": "webhook", "url": URL, "secret": "whsec_abc+/="}},
+            "destination.secret: secrets are named by environment variable",
+        ),
+        (
+            {"destination": {"type": "webhook", "url": URL, "secret": "S", "urll": 1}},
+            "destination.urll: 'webhook' has no such setting; did you mean 'url'?",
+        ),
+        (
+            {"destination": {"type": "webhook", "secret": "S"}},
+            "destination.url: 'webhook' needs this setting",
+        ),
         ({"schedule": "every hour"}, "schedule: 'every hour' is not a cron expression"),
         ({"batch_size": 5000}, "batch_size: 5000 is over webhook's limit of 1000"),
         ({"batch_size": 0}, "batch_size: 0 is not valid"),
-        ({"mapping": {"name": {"templat": "{a}"}}}, "mapping.name.templat: unknown mapping kind; did you mean 'template'?"),
+        (
+            {"mapping": {"name": {"templat": "{a}"}}},
+            "mapping.name.templat: unknown mapping kind; did you mean 'template'?",
+        ),
         ({"mapping": {"name": {"template": "{first name}"}}}, "mapping.name: template placeholder"),
         ({"mapping": {"name": {"template": "hello"}}}, "use `constant:` for fixed values"),
         ({"mapping": {}}, "mapping: map destination fields"),
         ({"alerts": {"on_failur": True}}, "alerts.on_failur: unknown key; did you mean 'on_failure'?"),
-        ({"alerts": {"slack_webhook_env": "https://hooks.slack.com/x"}}, "alerts.slack_webhook_env: name the environment variable"),
+        (
+            {"alerts": {"slack_webhook_env": "https://hooks.slack.com/x"}},
+            "alerts.slack_webhook_env: name the environment variable",
+        ),
         ({"alerts": {"rejection_rate": 5}}, "alerts.rejection_rate: 5 is not valid"),
         ({"retry": {"max_attempts": 0}}, "retry.max_attempts: 0 is not valid"),
         ({"consent": "email marketing"}, "consent: a list of purposes"),

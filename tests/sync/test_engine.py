@@ -23,18 +23,26 @@ from .helpers import SECRET_ENV, create_people, expected_state, people_sync
 
 
 def records_of(wh: Warehouse, run_id: str, status: str | None = None) -> list[dict[str, Any]]:
-    sql = "select * from cdp_sync.sync_records where run_id = ?" + (" and status = ?" if status else "") + " order by seq"
+    sql = (
+        "select * from cdp_sync.sync_records where run_id = ?"
+        + (" and status = ?" if status else "")
+        + " order by seq"
+    )
     return wh.query(sql, [run_id, status] if status else [run_id])
 
 
 def state_rows(wh: Warehouse, name: str = "people") -> dict[str, dict[str, Any]]:
-    return {r["record_key"]: r for r in wh.query("select * from cdp_sync.sync_state where sync_name = ?", [name])}
+    return {
+        r["record_key"]: r for r in wh.query("select * from cdp_sync.sync_state where sync_name = ?", [name])
+    }
 
 
 # -- diff over successive runs ---------------------------------------------------------------------
 
 
-def test_successive_runs_send_only_what_changed(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_successive_runs_send_only_what_changed(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     config = people_sync(emulator.url, tmp_path)
     first = run_sync(config, wh)
     assert (first.status, first.added, first.changed, first.removed) == ("success", 270, 0, 0)
@@ -50,7 +58,15 @@ def test_successive_runs_send_only_what_changed(wh: Warehouse, emulator: Webhook
     assert (second.added, second.changed, second.removed, second.invalid) == (1, 4, 2, 30)
     assert emulator.records == expected_state(wh)
     sent = {r["record_key"]: r["operation"] for r in records_of(wh, second.run_id, "synced")}
-    assert sent == {"1000": "upsert", "1": "upsert", "2": "upsert", "3": "upsert", "4": "upsert", "5": "remove", "6": "remove"}
+    assert sent == {
+        "1000": "upsert",
+        "1": "upsert",
+        "2": "upsert",
+        "3": "upsert",
+        "4": "upsert",
+        "5": "remove",
+        "6": "remove",
+    }
 
     third = run_sync(config, wh)
     assert (third.added, third.changed, third.removed, third.requests) == (0, 0, 0, 0)
@@ -59,7 +75,9 @@ def test_successive_runs_send_only_what_changed(wh: Warehouse, emulator: Webhook
     assert runs == [{"status": "success", "folded": True}] * 3
 
 
-def test_only_mapped_columns_count_as_changes(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_only_mapped_columns_count_as_changes(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     wh.execute("alter table main.people add column unmapped varchar default 'a'")
     config = people_sync(emulator.url, tmp_path)
     run_sync(config, wh)
@@ -69,9 +87,16 @@ def test_only_mapped_columns_count_as_changes(wh: Warehouse, emulator: WebhookEm
     assert run_sync(config, wh).changed == 1
 
 
-def test_changing_the_mapping_resends_everything(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_changing_the_mapping_resends_everything(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     run_sync(people_sync(emulator.url, tmp_path), wh)
-    mapping = {"email": "email", "name": {"template": "{first_name} {last_name}"}, "score": "score", "source": {"constant": "v2"}}
+    mapping = {
+        "email": "email",
+        "name": {"template": "{first_name} {last_name}"},
+        "score": "score",
+        "source": {"constant": "v2"},
+    }
     second = run_sync(people_sync(emulator.url, tmp_path, mapping=mapping), wh)
     assert (second.added, second.changed) == (0, 270)
     assert {r["source"] for r in emulator.records.values()} == {"v2"}
@@ -80,7 +105,9 @@ def test_changing_the_mapping_resends_everything(wh: Warehouse, emulator: Webhoo
 # -- modes -------------------------------------------------------------------------------------------
 
 
-def test_mirror_never_removes_a_record_it_did_not_add(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_mirror_never_removes_a_record_it_did_not_add(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     emulator.seed("foreign-1", {"email": "someone@else.com"})
     emulator.seed("7", {"email": "pre-existing@else.com"})  # same key as a source row: we will upsert it
     config = people_sync(emulator.url, tmp_path)
@@ -137,7 +164,9 @@ def test_update_mode_rejects_records_missing_in_destination(
     assert not state_rows(wh)["4"]["in_destination"]  # updated, not added: not on the ledger
 
 
-def test_insert_and_append_send_new_records_only(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_insert_and_append_send_new_records_only(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     for mode in ("insert", "append"):
         emulator.records.clear()
         create_people(wh, 300)
@@ -163,7 +192,12 @@ def test_audience_removals_carry_the_fields_last_delivered(
     assert summary.removed == 1
     body = json.loads(emulator.requests[-1].body)
     assert body["type"] == "cdp.sync.remove"
-    assert body["data"]["records"] == [{"key": "1", "fields": {"email": "user1@example.com", "name": "First1 Last1", "score": 3, "source": "cdp"}}]
+    assert body["data"]["records"] == [
+        {
+            "key": "1",
+            "fields": {"email": "user1@example.com", "name": "First1 Last1", "score": 3, "source": "cdp"},
+        }
+    ]
 
 
 # -- invalid records ---------------------------------------------------------------------------------
@@ -252,7 +286,9 @@ def test_a_rejected_batch_is_split_to_isolate_bad_records(
     assert set(emulator.records) == set(expected_state(wh)) - {"17", "123"}
 
 
-def test_rejected_records_are_retried_on_later_runs(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_rejected_records_are_retried_on_later_runs(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     emulator.record_reject_values = ("user33@example.com",)
     config = people_sync(emulator.url, tmp_path)
     assert run_sync(config, wh).rejected == 1
@@ -292,7 +328,9 @@ def test_terminal_error_stops_the_run_and_nothing_is_lost(
     assert emulator.records == expected_state(wh)
 
 
-def test_wrong_secret_is_refused_with_401(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_secret_is_refused_with_401(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(SECRET_ENV, "whsec_" + "A" * 40)
     summary = run_sync(people_sync(emulator.url, tmp_path), wh)
     assert summary.status == "failed" and "401" in (summary.error or "")
@@ -302,7 +340,13 @@ def test_wrong_secret_is_refused_with_401(wh: Warehouse, emulator: WebhookEmulat
 
 def test_rate_limit_and_concurrency(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
     emulator.faults = FaultConfig(rate_limit_per_second=40)
-    destination = {"type": "webhook", "url": emulator.url, "secret": SECRET_ENV, "requests_per_second": 40, "max_concurrency": 3}
+    destination = {
+        "type": "webhook",
+        "url": emulator.url,
+        "secret": SECRET_ENV,
+        "requests_per_second": 40,
+        "max_concurrency": 3,
+    }
     t0 = time.monotonic()
     summary = run_sync(people_sync(emulator.url, tmp_path, destination=destination, batch_size=10), wh)
     elapsed = time.monotonic() - t0
@@ -315,7 +359,9 @@ def test_rate_limit_and_concurrency(wh: Warehouse, emulator: WebhookEmulator, tm
 # -- plan, reset, lock, alerts -----------------------------------------------------------------------
 
 
-def test_plan_is_offline_and_shows_the_exact_request(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_plan_is_offline_and_shows_the_exact_request(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     config = people_sync(emulator.url, tmp_path)
     plan = plan_sync(config, wh, samples=2)
     assert plan.counts == {"add": 270, "change": 0, "remove": 0, "invalid": 30}
@@ -345,7 +391,9 @@ def test_reset_resends_everything_and_still_removes_from_the_ledger(
     assert set(emulator.records) == set(expected_state(wh)) | {"foreign-1"}
 
 
-def test_a_second_run_of_the_same_sync_fails_fast(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
+def test_a_second_run_of_the_same_sync_fails_fast(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path
+) -> None:
     config = people_sync(emulator.url, tmp_path)
     held = threading.Event()
     release = threading.Event()
@@ -401,7 +449,12 @@ def test_alerts_on_failure_rejections_and_volume(
     with AlertReceiver() as receiver:
         monkeypatch.setenv("CDP_TEST_ALERT_URL", receiver.base_url + "/alert")
         monkeypatch.setenv("CDP_TEST_SLACK_URL", receiver.base_url + "/alert")
-        alerts = {"on_failure": True, "rejection_rate": 0.05, "volume_change": 0.5, "webhook_url_env": "CDP_TEST_ALERT_URL"}
+        alerts = {
+            "on_failure": True,
+            "rejection_rate": 0.05,
+            "volume_change": 0.5,
+            "webhook_url_env": "CDP_TEST_ALERT_URL",
+        }
         config = people_sync(emulator.url, tmp_path, alerts=alerts)
         assert run_sync(config, wh).alerts == []
         emulator.record_reject_values = tuple(f"user{i}@example.com" for i in range(1000, 1100))

@@ -36,12 +36,21 @@ def _run_until_done(
 ) -> tuple[int, int]:
     """Start the sync in a subprocess and SIGKILL it at random points until a run completes.
     Returns (kills, runs)."""
-    env = {**os.environ, "CDP_SYNCS_DIR": str(syncs), "CDP_PROJECT_DIR": str(REPO), SECRET_ENV: emulator.secret}
+    env = {
+        **os.environ,
+        "CDP_SYNCS_DIR": str(syncs),
+        "CDP_PROJECT_DIR": str(REPO),
+        SECRET_ENV: emulator.secret,
+    }
     kills = runs = 0
     while True:
         runs += 1
         proc = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, str(db)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", RUNNER, str(db)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         killed = False
         if kills < max_kills:
@@ -93,7 +102,9 @@ def _scenario(tmp_path: Path, emulator: WebhookEmulator, *, kills: int, concurre
         assert emulator.records == expected_state(wh), "the receiver must hold exactly the source"
         # resent beyond the in-flight batches of each kill: none
         assert emulator.duplicates() <= total_kills * batch * concurrency
-        states = wh.query("select status, count(*) as n from cdp_sync.sync_state where sync_name = 'people' group by 1")
+        states = wh.query(
+            "select status, count(*) as n from cdp_sync.sync_state where sync_name = 'people' group by 1"
+        )
         assert states == [{"status": "synced", "n": len(expected_state(wh))}]
         unfolded = wh.scalar("select count(*) from cdp_sync.sync_runs where not folded")
         assert unfolded == 0
@@ -111,5 +122,7 @@ def test_killed_runs_resume_without_loss(tmp_path: Path, emulator: WebhookEmulat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_killed_runs_resume_without_loss_many_kills(tmp_path: Path, emulator: WebhookEmulator, seed: int) -> None:
+def test_killed_runs_resume_without_loss_many_kills(
+    tmp_path: Path, emulator: WebhookEmulator, seed: int
+) -> None:
     _scenario(tmp_path, emulator, kills=10, concurrency=3, seed=seed)

@@ -11,7 +11,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_clean_identifier('consent_event_id') }}
             order by occurred_at asc nulls last

@@ -11,7 +11,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_clean_identifier('contact_id') }}
             order by updated_at desc nulls last
@@ -54,7 +54,7 @@ renamed as (
 lifecycle_stages as (
 
     select
-        renamed.*,
+        *,
         case lifecycle_stage_cleaned
             when 'marketingqualifiedlead' then 'marketing_qualified_lead'
             when 'mql' then 'marketing_qualified_lead'

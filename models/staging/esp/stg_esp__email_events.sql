@@ -11,7 +11,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_clean_identifier('event_id') }}
             order by occurred_at asc nulls last
@@ -45,7 +45,7 @@ renamed as (
 event_types as (
 
     select
-        renamed.*,
+        *,
         case event_type_cleaned
             when 'send' then 'sent'
             when 'delivery' then 'delivered'

@@ -13,7 +13,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_segment_event_id_column(columns) }}
             order by {{ cdp_segment_first_delivery_order(columns) }}
@@ -32,12 +32,17 @@ first_deliveries as (
 renamed as (
 
     select
-        {{ cdp_segment_event_columns(columns) }}
-        {{ cdp_clean_identifier(cdp_column(columns, ['first_name', 'context_traits_first_name'])) }} as first_name,
-        {{ cdp_clean_identifier(cdp_column(columns, ['last_name', 'context_traits_last_name'])) }} as last_name,
-        {{ cdp_clean_identifier(cdp_column(columns, ['address_city', 'context_traits_address_city'])) }} as address_city,
-        {{ cdp_clean_identifier(cdp_column(columns, ['address_postal_code', 'context_traits_address_postal_code'])) }} as address_postal_code,
-        upper({{ cdp_clean_identifier(cdp_column(columns, ['address_country', 'context_traits_address_country'])) }}) as address_country
+        {{ cdp_segment_event_columns(columns) }},
+        {{ cdp_clean_identifier(cdp_column(columns, ['first_name', 'context_traits_first_name'])) }}
+            as first_name,
+        {{ cdp_clean_identifier(cdp_column(columns, ['last_name', 'context_traits_last_name'])) }}
+            as last_name,
+        {{ cdp_clean_identifier(cdp_column(columns, ['address_city', 'context_traits_address_city'])) }}
+            as address_city,
+        {{ cdp_clean_identifier(cdp_column(columns, ['address_postal_code', 'context_traits_address_postal_code'])) }}
+            as address_postal_code,
+        upper({{ cdp_clean_identifier(cdp_column(columns, ['address_country', 'context_traits_address_country'])) }})
+            as address_country
     from first_deliveries
 
 ),

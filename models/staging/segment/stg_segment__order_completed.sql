@@ -13,7 +13,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_segment_event_id_column(columns) }}
             order by {{ cdp_segment_first_delivery_order(columns) }}
@@ -32,7 +32,7 @@ first_deliveries as (
 renamed as (
 
     select
-        {{ cdp_segment_event_columns(columns) }}
+        {{ cdp_segment_event_columns(columns) }},
         coalesce({{ cdp_clean_identifier(cdp_column(columns, ['event'])) }}, 'order_completed') as event_name,
         {{ cdp_clean_identifier(cdp_column(columns, ['order_id'])) }} as order_id,
         {{ cdp_column(columns, ['total'], 'numeric') }} as total,

@@ -13,7 +13,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_segment_event_id_column(columns) }}
             order by {{ cdp_segment_first_delivery_order(columns) }}
@@ -32,7 +32,7 @@ first_deliveries as (
 renamed as (
 
     select
-        {{ cdp_segment_event_columns(columns, page_properties=true) }}
+        {{ cdp_segment_event_columns(columns, page_properties=true) }},
         {{ cdp_column(columns, ['name']) }} as page_name,
         {{ cdp_column(columns, ['search', 'context_page_search']) }} as page_search
     from first_deliveries

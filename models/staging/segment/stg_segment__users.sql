@@ -14,7 +14,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ user_id }}
             order by

@@ -11,7 +11,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_clean_identifier('order_line_id') }}
             order by order_id
@@ -54,7 +54,7 @@ final as (
         category,
         quantity,
         unit_price,
-        coalesce(line_total_raw, quantity * unit_price) as line_total
+        cast(coalesce(line_total_raw, quantity * unit_price) as {{ dbt.type_numeric() }}) as line_total
     from renamed
     where order_line_id is not null
 

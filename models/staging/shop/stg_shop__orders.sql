@@ -11,7 +11,7 @@ source as (
 ranked as (
 
     select
-        source.*,
+        *,
         row_number() over (
             partition by {{ cdp_clean_identifier('order_id') }}
             order by updated_at desc nulls last
@@ -65,10 +65,12 @@ final as (
         shipping,
         total,
         refunded_amount,
-        case
-            when status = 'cancelled' then 0
-            else total - refunded_amount
-        end as net_amount,
+        cast(
+            case
+                when status = 'cancelled' then 0
+                else total - refunded_amount
+            end as {{ dbt.type_numeric() }}
+        ) as net_amount,
         coalesce(status in ('refunded', 'partially_refunded') or refunded_amount > 0, false) as is_refunded,
         coalesce(status = 'refunded' or (total > 0 and refunded_amount >= total), false) as is_fully_refunded,
         coalesce(status = 'cancelled', false) as is_cancelled,
