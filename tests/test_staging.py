@@ -650,8 +650,10 @@ def test_consent_events(staged: dict[str, Rows]) -> None:
 
 # -- RudderStack and UPPER-CASE warehouses -------------------------------------------------------------
 
-# RudderStack: traits only under context_traits_*, `timestamp` zoned, `original_timestamp` as text,
-# the IP as context_request_ip. No product_added / checkout_started tables (switched off by vars).
+# RudderStack, as a Snowflake export writes it: UPPER-CASE schema, table and column names; traits only
+# under context_traits_*; `timestamp` zoned, `original_timestamp` as text; the IP as context_request_ip.
+# The users table has another name (identifier var); product_added is switched off (var) and absent;
+# checkout_started is absent but left on, so its model must fail with an error that says what to do.
 RUDDER_EVENT_COLUMNS = {
     "id": "varchar",
     "anonymous_id": "varchar",
@@ -735,60 +737,34 @@ RUDDER_ROWS: dict[str, Rows] = {
     ],
 }
 
-# Snowflake export: the Segment layout with UPPER-CASE schema, table and column names.
-UPPER_TABLES = {
-    name.replace("segment.", "segment_export."): cols
-    for name, cols in RAW_TABLES.items()
-    if name.startswith("segment.")
-}
-UPPER_ROWS = {
-    name.replace("segment.", "segment_export."): rows
-    for name, rows in RAW_ROWS.items()
-    if name.startswith("segment.")
-}
-
 
 @pytest.fixture(scope="module")
-def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("staging_variants")
-    database = tmp / "variants.duckdb"
+def rudder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("staging_rudder")
+    database = tmp / "rudder.duckdb"
     con = duckdb.connect(str(database))
     con.execute("set TimeZone = 'UTC'")
-    create_tables(con, RUDDER_TABLES, RUDDER_ROWS)
-    create_tables(con, UPPER_TABLES, UPPER_ROWS, upper=True)
+    create_tables(con, RUDDER_TABLES, RUDDER_ROWS, upper=True)
+    con.execute('alter table "RUDDER"."USERS" rename to "RUDDER_USERS"')
     con.close()
-    out: dict[str, Any] = {}
-    rudder_vars = {
-        "cdp_segment_schema": "rudder",
+    run_vars = {
+        "cdp_segment_schema": "RUDDER",
+        "cdp_segment_users_identifier": "RUDDER_USERS",
         "cdp_using_segment_product_added": False,
-        "cdp_using_segment_checkout_started": False,
     }
-    result = build(tmp, database, "staging.segment", ["--vars", json.dumps(rudder_vars)], command="run")
-    assert result.success, f"dbt run on the RudderStack layout failed:\n{failure_text(result)}"
-    out["rudder"] = read_staging(database)
-    # The UPPER-CASE export, with one table named differently (identifier var) and one missing.
-    con = duckdb.connect(str(database))
-    con.execute('alter table "SEGMENT_EXPORT"."USERS" rename to "SEGMENT_USERS"')
-    con.execute('drop table "SEGMENT_EXPORT"."CHECKOUT_STARTED"')
-    con.execute("drop schema staging cascade")
-    con.close()
-    upper_vars = {"cdp_segment_schema": "SEGMENT_EXPORT", "cdp_segment_users_identifier": "SEGMENT_USERS"}
-    out["upper_result"] = build(
-        tmp, database, "staging.segment", ["--vars", json.dumps(upper_vars)], command="run"
-    )
-    out["upper"] = read_staging(database)
-    return out
+    result = build(tmp, database, "staging.segment", ["--vars", json.dumps(run_vars)], command="run")
+    return {"result": result, "staged": read_staging(database)}
 
 
-def test_rudderstack_layout(variants: dict[str, Any]) -> None:
-    staged = variants["rudder"]
-    assert "stg_segment__product_added" not in staged  # switched off: not built, the run still passes
-    assert "stg_segment__checkout_started" not in staged
+def test_rudderstack_upper_case_layout(rudder: dict[str, Any]) -> None:
+    staged = rudder["staged"]
     (identify,) = staged["stg_segment__identifies"]
+    assert identify["event_id"] == "r-1"
     assert identify["email"] == "rudder.user@example.com"
     assert identify["phone"] == "+12125550188"
     assert identify["first_name"] == "Ru"
     assert identify["ip"] == "198.51.100.7"
+    assert identify["library_name"] == "RudderLabs JavaScript SDK"
     assert identify["occurred_at"] == ts("2024-03-01 10:00:00")  # +02:00 converted to UTC
     assert identify["client_occurred_at"] == ts("2024-03-01 09:59:00")  # text with offset, to UTC
     assert identify["received_at"] == ts("2024-03-01 10:00:05")
@@ -800,33 +776,24 @@ def test_rudderstack_layout(variants: dict[str, Any]) -> None:
         ts("2024-03-01 11:30:00"),
         None,
     )
-    assert staged["stg_segment__users"][0]["email"] == "rudder.user@example.com"
+    assert staged["stg_segment__users"][0]["email"] == "rudder.user@example.com"  # via the identifier var
     assert staged["stg_segment__pages"][0]["page_url"] == "https://x/"
     assert staged["stg_segment__order_completed"][0]["total"] == Decimal("12.5")
 
 
-def test_upper_case_layout(variants: dict[str, Any]) -> None:
-    staged = variants["upper"]
-    rows = by_key(staged["stg_segment__identifies"], "event_id")
-    assert set(rows) == {"id-1", "id-2", "id-3"}
-    assert (rows["id-1"]["email"], rows["id-1"]["phone"], rows["id-1"]["received_at"]) == (
-        "jane.doe@example.com",
-        "+442079460958",
-        ts("2024-03-01 10:00:05"),
-    )
-    assert staged["stg_segment__users"][0]["email"] == "jane.doe@example.com"  # via the identifier var
-    assert by_key(staged["stg_segment__tracks"], "event_id")["t-2"]["event_name"] == "signed_up"
+def test_switched_off_table_is_not_built(rudder: dict[str, Any]) -> None:
+    assert "stg_segment__product_added" not in rudder["staged"]
+    assert "product_added" not in failure_text(rudder["result"])
 
 
-def test_missing_source_table_names_the_fix(variants: dict[str, Any]) -> None:
-    result: DbtResult = variants["upper_result"]
+def test_missing_source_table_names_the_fix(rudder: dict[str, Any]) -> None:
+    result: DbtResult = rudder["result"]
     assert not result.success
     message = failure_text(result)
+    assert len(result.failures) == 1, message
     assert "stg_segment__checkout_started" in message
     assert "segment.checkout_started" in message
     assert "cdp_using_segment_checkout_started" in message and "cdp_segment_schema" in message
-    # The other models built.
-    assert "stg_segment__product_added" in variants["upper"]
 
 
 # -- the README table ----------------------------------------------------------------------------------
@@ -925,7 +892,8 @@ IDENTIFIER_COLUMNS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
 @pytest.mark.parametrize("default_country", ["GB"])
 def test_generated_data_matches_ground_truth(tmp_path: Path, default_country: str) -> None:
     """On `cdp generate` data, staging keeps one row per raw record and yields exactly the normalised
-    identifiers the ground truth lists, each on a record of the right person."""
+    identifiers the ground truth lists, each on a record of the right person. The generator's country
+    goes in as `cdp_default_country`, the name docs/raw_data.md gives."""
     from reverse_etl.datagen import generate
 
     database = tmp_path / "cdp.duckdb"
@@ -936,7 +904,7 @@ def test_generated_data_matches_ground_truth(tmp_path: Path, default_country: st
         "staging",
         [
             "--vars",
-            json.dumps({"cdp_default_phone_country": default_country}),
+            json.dumps({"cdp_default_country": default_country}),
             "--exclude-resource-type",
             "unit_test",
         ],

@@ -20,15 +20,19 @@
         {% if remaining == 0 %}{% break %}{% endif %}
         {% set seed = 7919 * (round + 1) %}
         {% set reps = prefix ~ '__cc_r' ~ round %}
+        {#- The best neighbour by the round's random order, then the node itself if it comes first. -#}
         {{ cdp_scratch_table(reps,
-            "select node, " ~ cdp_arg_min('candidate', cdp_seeded_hash('candidate', seed)) ~ " as rep
+            "select node,
+                    case when " ~ cdp_seeded_hash('node', seed) ~ " < " ~ cdp_seeded_hash('best', seed) ~ "
+                         then node else best end as rep
              from (
-                 select node_a as node, node_b as candidate from " ~ ns.edges ~ "
-                 union all select node_b, node_a from " ~ ns.edges ~ "
-                 union all select node_a, node_a from " ~ ns.edges ~ "
-                 union all select node_b, node_b from " ~ ns.edges ~ "
-             ) as nb
-             group by node") }}
+                 select node, " ~ cdp_arg_min('candidate', cdp_seeded_hash('candidate', seed)) ~ " as best
+                 from (
+                     select node_a as node, node_b as candidate from " ~ ns.edges ~ "
+                     union all select node_b, node_a from " ~ ns.edges ~ "
+                 ) as nb
+                 group by node
+             ) as neighbourhood") }}
         {% set next_edges = prefix ~ '__cc_e' ~ (round + 1) %}
         {{ cdp_scratch_table(next_edges,
             "select distinct least(ra.rep, rb.rep) as node_a, greatest(ra.rep, rb.rep) as node_b

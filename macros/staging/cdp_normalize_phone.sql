@@ -5,7 +5,7 @@
     country's own, e.g. US `011`) international prefix; the national trunk prefix (`0` in GB/DE/FR,
     `1` in US/CA) and a `(0)` or `0` written after the country code; an extension (`x12`, `ext. 12`,
     `#12`). National numbers are read in the row's country (`country_column`, ISO-2) or else in var
-    `cdp_default_phone_country`. Lengths are checked per calling code for the countries below
+    `cdp_default_phone_country` (when null: var `cdp_default_country`, else US). Lengths are checked per calling code for the countries below
     (var `cdp_phone_countries` adds or overrides countries); other codes only need 8 to 15 digits.
 
     The expression is a chain of regular-expression replacements over "<country>:<digits>", so each
@@ -38,10 +38,10 @@
 
 {% macro default__cdp_normalize_phone(column, country_column=none) -%}
     {%- set rules = cdp_phone_country_rules() -%}
-    {%- set default_country = var('cdp_default_phone_country', 'US') | upper -%}
+    {%- set default_country = (var('cdp_default_phone_country', none) or var('cdp_default_country', 'US')) | upper -%}
     {%- if default_country not in rules -%}
         {{ exceptions.raise_compiler_error(
-            "var cdp_default_phone_country is '" ~ default_country ~ "', which has no phone rule. Use one of "
+            "var cdp_default_phone_country (or cdp_default_country) is '" ~ default_country ~ "', which has no phone rule. Use one of "
             ~ (rules.keys() | sort | join(', ')) ~ ", or describe it in var cdp_phone_countries "
             ~ "(see macros/staging/cdp_normalize_phone.sql).") }}
     {%- endif -%}

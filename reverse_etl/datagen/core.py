@@ -23,7 +23,7 @@ DEFAULT_START = date(2026, 1, 1)
 # this many persons, phone numbers and CRM ids would start to repeat.
 MAX_PERSONS = 50_000_000
 # The generator's own cap on DuckDB memory: inserts only need a few chunks' worth of buffers.
-DUCKDB_MEMORY_LIMIT = "1GB"
+DUCKDB_MEMORY_LIMIT = "512MB"
 # Rows buffered per table before an insert (see _Writer).
 FLUSH_ROWS = 250_000
 

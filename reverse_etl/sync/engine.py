@@ -231,7 +231,7 @@ class SyncRun:
                 if len(requests) < samples:
                     requests.extend(destination.plan_requests(batch.operation, batch.records, context))
 
-            for rows in self._stream(source, size):
+            for rows in self._stream(source, size):  # consumed to the end: the cursor closes itself
                 for batch in prepared.feed(rows):
                     take(batch)
                 for entry in prepared.take_journal():
@@ -381,8 +381,9 @@ class SyncRun:
                 summary.invalid = prepared.counts["invalid"]
 
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{config.name}")
+        stream = self._stream(source, size)
         try:
-            for rows in self._stream(source, size):
+            for rows in stream:
                 for batch in prepared.feed(rows):
                     submit(pool, batch)
                     if terminal is not None:
@@ -404,6 +405,7 @@ class SyncRun:
                 commit(done)
             raise
         finally:
+            stream.close()  # release the diff's cursor before the state is folded
             pool.shutdown(wait=True)
             bar.close()
         if terminal is not None:
