@@ -513,11 +513,11 @@ print(tracemalloc.get_traced_memory()[1] + pa.default_memory_pool().max_memory()
 
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_size(tmp_path: Path) -> None:
-    """The generator's own peak memory (numpy arrays, traced by tracemalloc, plus Arrow buffers) at 10x
-    the persons stays within 1.5x: it is bounded by the chunk, not the total. DuckDB's share is capped
+    """The generator's own peak memory (numpy arrays, traced by tracemalloc, plus Arrow buffers) at 3x
+    the persons stays within 1.25x: it is bounded by the chunk, not the total. DuckDB's share is capped
     by its memory_limit; benchmarks/bench_generate.py reports the whole-process peak RSS."""
     peaks = []
-    for n in (5_000, 50_000):
+    for n in (30_000, 90_000):
         out = subprocess.run(
             [sys.executable, "-c", _PEAK, str(tmp_path / f"m{n}.duckdb"), str(n)],
             check=True,
@@ -525,4 +525,4 @@ def test_peak_memory_does_not_grow_with_size(tmp_path: Path) -> None:
             text=True,
         )
         peaks.append(int(out.stdout.split()[-1]))
-    assert peaks[1] < 1.5 * peaks[0], peaks
+    assert peaks[1] < 1.25 * peaks[0], peaks

@@ -741,7 +741,7 @@ RUDDER_ROWS: dict[str, Rows] = {
 @pytest.fixture(scope="module")
 def rudder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("staging_rudder")
-    database = tmp / "rudder.duckdb"
+    database = tmp / "warehouse.duckdb"
     con = duckdb.connect(str(database))
     con.execute("set TimeZone = 'UTC'")
     create_tables(con, RUDDER_TABLES, RUDDER_ROWS, upper=True)

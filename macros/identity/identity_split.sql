@@ -7,18 +7,21 @@
     parts (the weakest links between the competing anchors) are cut and recorded with `reason`.
 
     assign:  table (identifier_key, cluster_key), updated in place.
-    anchors: a query returning identifier_key of the anchors.
+    anchors: a query returning (identifier_key, anchor_key) of the anchors; anchors sharing an
+             anchor_key (always_merge groups) grow one part together.
 -#}
 {% macro cdp_identity_split(prefix, assign, anchors_sql, reason, cut_links, max_rounds=200) %}
     {%- set anchors = prefix ~ '__split_anchors' %}
     {{ cdp_scratch_table(anchors,
-        "select a.identifier_key, a.cluster_key
-         from " ~ assign ~ " as a
-         where a.identifier_key in (" ~ anchors_sql ~ ")
-           and a.cluster_key in (
-               select cluster_key from " ~ assign ~ "
-               where identifier_key in (" ~ anchors_sql ~ ")
-               group by cluster_key having count(*) > 1)") }}
+        "with candidates as (
+             select a.identifier_key, a.cluster_key, c.anchor_key
+             from " ~ assign ~ " as a
+             inner join (" ~ anchors_sql ~ ") as c on c.identifier_key = a.identifier_key
+         )
+         select identifier_key, cluster_key, anchor_key
+         from candidates
+         where cluster_key in (
+             select cluster_key from candidates group by cluster_key having count(distinct anchor_key) > 1)") }}
     {%- set anchor_count = run_query('select count(*) from ' ~ anchors).columns[0].values()[0] %}
     {%- if anchor_count == 0 %}
         {% do run_query('drop table if exists ' ~ anchors) %}
@@ -43,7 +46,7 @@
 
     {#- Breadth-first search from all anchors at once. -#}
     {%- set ns = namespace(labels=prefix ~ '__split_l0') %}
-    {{ cdp_scratch_table(ns.labels, "select identifier_key, identifier_key as anchor_key from " ~ anchors) }}
+    {{ cdp_scratch_table(ns.labels, "select identifier_key, anchor_key from " ~ anchors) }}
     {%- for round in range(max_rounds) %}
         {%- set frontier = prefix ~ '__split_frontier' %}
         {{ cdp_scratch_table(frontier,

@@ -24,8 +24,9 @@ DEFAULT_START = date(2026, 1, 1)
 MAX_PERSONS = 50_000_000
 # The generator's own cap on DuckDB memory: inserts only need a few chunks' worth of buffers.
 DUCKDB_MEMORY_LIMIT = "512MB"
-# Rows buffered per table before an insert (see _Writer).
-FLUSH_ROWS = 250_000
+# Rows buffered per table before an insert (see _Writer): at least this many, more for large chunks
+# (12 rows per person in the chunk, about the size of a chunk's largest table).
+FLUSH_ROWS = 50_000
 
 
 class GenerateError(ValueError):
@@ -95,7 +96,7 @@ def generate(
         kiosks = render.kiosk_ids(cfg)
         n_blocks = -(-customers // BLOCK)
         per_chunk = max(1, round(chunk_size / BLOCK))
-        writer = _Writer(con.cursor(), summary.rows, flush_rows=FLUSH_ROWS)
+        writer = _Writer(con.cursor(), summary.rows, flush_rows=max(FLUSH_ROWS, 12 * per_chunk * BLOCK))
         writer.start()
         bar = _progress_bar(customers, progress)
         try:

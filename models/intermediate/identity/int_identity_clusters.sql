@@ -14,7 +14,10 @@
 -- depends_on: {{ ref('identity_overrides') }}
 {{ config(
     materialized='table',
-    post_hook=["drop table if exists {{ this.schema }}.{{ this.identifier }}__assign"],
+    post_hook=[
+        "drop table if exists {{ this.schema }}.{{ this.identifier }}__assign",
+        "drop table if exists {{ this.schema }}.{{ this.identifier }}__overrides",
+    ],
 ) }}
 
 {%- set prefix = this.schema ~ '.' ~ this.identifier %}
@@ -31,34 +34,45 @@
         "select cast(null as bigint) as identifier_key_a, cast(null as bigint) as identifier_key_b,
                 cast(null as " ~ dbt.type_string() ~ ") as reason where 1 = 0") }}
 
-    {#- never_merge pairs that landed in one cluster: both sides become anchors. -#}
-    {%- set never_merge_anchors =
-        "select distinct n.identifier_key
+    {#- The overrides, resolved to identifier keys once (a scratch table: DuckDB 2.0.1 can answer a
+        union of two copies of the same join subquery wrongly). -#}
+    {%- set overrides = prefix ~ '__overrides' %}
+    {{ cdp_scratch_table(overrides,
+        "select o.rule, na.identifier_key as key_a, nb.identifier_key as key_b
          from " ~ ref('identity_overrides') ~ " as o
          inner join " ~ ref('int_identity_nodes') ~ " as na
             on na.identifier_type = o.identifier_type_a and na.identifier_value = o.identifier_value_a
          inner join " ~ ref('int_identity_nodes') ~ " as nb
-            on nb.identifier_type = o.identifier_type_b and nb.identifier_value = o.identifier_value_b
-         inner join " ~ assign ~ " as aa on aa.identifier_key = na.identifier_key
-         inner join " ~ assign ~ " as ab on ab.identifier_key = nb.identifier_key
-         inner join " ~ ref('int_identity_nodes') ~ " as n on n.identifier_key in (na.identifier_key, nb.identifier_key)
-         where o.rule = 'never_merge' and aa.cluster_key = ab.cluster_key" %}
+            on nb.identifier_type = o.identifier_type_b and nb.identifier_value = o.identifier_value_b") }}
+    {%- set overrides_sql = "select rule, key_a, key_b from " ~ overrides %}
+
+    {#- never_merge pairs that landed in one cluster: both sides become anchors. -#}
+    {%- set never_merge_anchors =
+        "select key_a as identifier_key, key_a as anchor_key from (" ~ overrides_sql ~ ") as o where rule = 'never_merge'
+         union
+         select key_b, key_b from (" ~ overrides_sql ~ ") as o where rule = 'never_merge'" %}
     {%- do cdp_identity_split(prefix, assign, never_merge_anchors, 'never_merge', cut_links) %}
 
+    {#- always_merge pairs count as one identifier for the limits (a manual decision wins). -#}
+    {%- set always_groups =
+        "select key_a as identifier_key, least(key_a, key_b) as group_key from (" ~ overrides_sql ~ ") as o where rule = 'always_merge'
+         union
+         select key_b, least(key_a, key_b) from (" ~ overrides_sql ~ ") as o where rule = 'always_merge'" %}
     {%- set limits = var('cdp_identifier_limits', {}) %}
     {%- for identifier_type in var('cdp_identifier_priority') if identifier_type in limits %}
         {%- set anchors =
-            "select a.identifier_key
-             from " ~ assign ~ " as a
-             inner join " ~ ref('int_identity_nodes') ~ " as n on n.identifier_key = a.identifier_key
-             where n.identifier_type = '" ~ identifier_type ~ "'
-               and a.cluster_key in (
-                 select a2.cluster_key
-                 from " ~ assign ~ " as a2
-                 inner join " ~ ref('int_identity_nodes') ~ " as n2 on n2.identifier_key = a2.identifier_key
-                 where n2.identifier_type = '" ~ identifier_type ~ "'
-                 group by a2.cluster_key
-                 having count(*) > " ~ limits[identifier_type] ~ ")" %}
+            "with typed as (
+                 select a.identifier_key, a.cluster_key, coalesce(min(g.group_key), a.identifier_key) as anchor_key
+                 from " ~ assign ~ " as a
+                 inner join " ~ ref('int_identity_nodes') ~ " as n on n.identifier_key = a.identifier_key
+                 left join (" ~ always_groups ~ ") as g on g.identifier_key = a.identifier_key
+                 where n.identifier_type = '" ~ identifier_type ~ "'
+                 group by a.identifier_key, a.cluster_key
+             )
+             select identifier_key, anchor_key from typed
+             where cluster_key in (
+                 select cluster_key from typed group by cluster_key
+                 having count(distinct anchor_key) > " ~ limits[identifier_type] ~ ")" %}
         {%- do cdp_identity_split(prefix, assign, anchors, 'limit:' ~ identifier_type, cut_links) %}
     {%- endfor %}
 {%- endif %}
