@@ -11,12 +11,14 @@ graph as (
     select * from {{ ref('identity_graph') }}
 
 ),
+{%- if cdp_model_enabled('stg_segment__identifies') %}
 
 identifies as (
 
     select * from {{ ref('stg_segment__identifies') }}
 
 ),
+{%- endif %}
 {%- if cdp_model_enabled('stg_crm__contacts') %}
 
 contacts as (
@@ -36,8 +38,11 @@ orders as (
 
 observed as (
 
-    {%- set identify_attributes = ['email', 'phone', 'first_name', 'last_name'] %}
-    {%- for attribute in identify_attributes %}
+    {#- One branch per (enabled source, attribute). -#}
+    {%- set branches = [] %}
+    {%- if cdp_model_enabled('stg_segment__identifies') %}
+    {%- for attribute in ['email', 'phone', 'first_name', 'last_name'] %}
+    {%- set branch %}
     select
         'stg_segment__identifies' as source_model,
         coalesce(by_user.customer_id, by_device.customer_id) as customer_id,
@@ -46,46 +51,61 @@ observed as (
         identifies.occurred_at as observed_at
     from identifies
     left join graph as by_user
-        on by_user.identifier_type = 'user_id' and by_user.identifier_value = identifies.user_id
+        on
+            by_user.identifier_type = 'user_id'
+            and identifies.user_id = by_user.identifier_value
     left join graph as by_device
-        on by_device.identifier_type = 'anonymous_id' and by_device.identifier_value = identifies.anonymous_id
+        on
+            by_device.identifier_type = 'anonymous_id'
+            and identifies.anonymous_id = by_device.identifier_value
     where identifies.{{ attribute }} is not null
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+    {%- endset %}
+    {%- do branches.append(branch) %}
     {%- endfor %}
+    {%- endif %}
     {%- if cdp_model_enabled('stg_crm__contacts') %}
     {%- for attribute in ['email', 'phone', 'first_name', 'last_name', 'company', 'city', 'country', 'lifecycle_stage'] %}
-    union all
+    {%- set branch %}
     select
-        'stg_crm__contacts',
+        'stg_crm__contacts' as source_model,
         by_contact.customer_id,
-        '{{ attribute }}',
-        cast(contacts.{{ attribute }} as {{ dbt.type_string() }}),
-        contacts.updated_at
+        '{{ attribute }}' as attribute,
+        cast(contacts.{{ attribute }} as {{ dbt.type_string() }}) as attribute_value,
+        contacts.updated_at as observed_at
     from contacts
     inner join graph as by_contact
-        on by_contact.identifier_type = 'crm_id' and by_contact.identifier_value = contacts.contact_id
+        on
+            by_contact.identifier_type = 'crm_id'
+            and contacts.contact_id = by_contact.identifier_value
     where contacts.{{ attribute }} is not null
+    {%- endset %}
+    {%- do branches.append(branch) %}
     {%- endfor %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_shop__orders') %}
     {%- for attribute, column in [('email', 'email'), ('phone', 'phone'), ('city', 'shipping_city'), ('country', 'shipping_country')] %}
-    union all
+    {%- set branch %}
     select
-        'stg_shop__orders',
-        coalesce(by_user.customer_id, by_email.customer_id),
-        '{{ attribute }}',
-        cast(orders.{{ column }} as {{ dbt.type_string() }}),
-        orders.created_at
+        'stg_shop__orders' as source_model,
+        coalesce(by_user.customer_id, by_email.customer_id) as customer_id,
+        '{{ attribute }}' as attribute,
+        cast(orders.{{ column }} as {{ dbt.type_string() }}) as attribute_value,
+        orders.created_at as observed_at
     from orders
     left join graph as by_user
-        on by_user.identifier_type = 'user_id' and by_user.identifier_value = orders.customer_id
+        on
+            by_user.identifier_type = 'user_id'
+            and orders.customer_id = by_user.identifier_value
     left join graph as by_email
-        on by_email.identifier_type = 'email' and by_email.identifier_value = orders.email
+        on
+            by_email.identifier_type = 'email'
+            and orders.email = by_email.identifier_value
     where orders.{{ column }} is not null
+    {%- endset %}
+    {%- do branches.append(branch) %}
     {%- endfor %}
     {%- endif %}
+    {{ branches | join('\n    union all\n') }}
 
 ),
 

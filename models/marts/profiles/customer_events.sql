@@ -14,23 +14,32 @@ graph as (
 
 ),
 
+{%- if cdp_model_enabled('stg_segment__pages') %}
+
 pages as (
 
     select * from {{ ref('stg_segment__pages') }}
 
 ),
+{%- endif %}
+
+{%- if cdp_model_enabled('stg_segment__tracks') %}
 
 tracks as (
 
     select * from {{ ref('stg_segment__tracks') }}
 
 ),
+{%- endif %}
+
+{%- if cdp_model_enabled('stg_segment__identifies') %}
 
 identifies as (
 
     select * from {{ ref('stg_segment__identifies') }}
 
 ),
+{%- endif %}
 
 {%- if cdp_model_enabled('stg_shop__orders') %}
 
@@ -58,7 +67,10 @@ consent_events as (
 {%- endif %}
 
 unioned as (
-
+    {#- One branch per enabled source, each with every column, so any subset unions. -#}
+    {%- set branches = [] %}
+    {%- if cdp_model_enabled('stg_segment__pages') %}
+    {%- set branch %}
     select
         'page:' || event_id as event_id,
         'page' as event_type,
@@ -78,122 +90,130 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from pages
-
-    union all
-
+    {%- endset %}
+    {%- do branches.append(branch) %}
+    {%- endif %}
+    {%- if cdp_model_enabled('stg_segment__tracks') %}
+    {%- set branch %}
     select
-        'track:' || event_id,
-        'track',
+        'track:' || event_id as event_id,
+        'track' as event_type,
         event_name,
         occurred_at,
         anonymous_id,
         user_id,
-        null,
-        null,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as phone,
         page_url,
-        null,
+        cast(null as {{ dbt.type_string() }}) as referrer,
         utm_source,
         utm_medium,
         utm_campaign,
         user_agent,
-        null,
-        null,
-        null
+        cast(null as {{ dbt.type_string() }}) as order_id,
+        cast(null as {{ dbt.type_numeric() }}) as revenue,
+        cast(null as {{ dbt.type_string() }}) as detail
     from tracks
-
-    union all
-
+    {%- endset %}
+    {%- do branches.append(branch) %}
+    {%- endif %}
+    {%- if cdp_model_enabled('stg_segment__identifies') %}
+    {%- set branch %}
     select
-        'identify:' || event_id,
-        'identify',
-        'identify',
+        'identify:' || event_id as event_id,
+        'identify' as event_type,
+        'identify' as event_name,
         occurred_at,
         anonymous_id,
         user_id,
         email,
         phone,
         page_url,
-        null,
-        null,
-        null,
-        null,
+        cast(null as {{ dbt.type_string() }}) as referrer,
+        cast(null as {{ dbt.type_string() }}) as utm_source,
+        cast(null as {{ dbt.type_string() }}) as utm_medium,
+        cast(null as {{ dbt.type_string() }}) as utm_campaign,
         user_agent,
-        null,
-        null,
-        null
+        cast(null as {{ dbt.type_string() }}) as order_id,
+        cast(null as {{ dbt.type_numeric() }}) as revenue,
+        cast(null as {{ dbt.type_string() }}) as detail
     from identifies
+    {%- endset %}
+    {%- do branches.append(branch) %}
+    {%- endif %}
     {%- if cdp_model_enabled('stg_shop__orders') %}
-
-    union all
-
+    {%- set branch %}
     select
-        'order:' || order_id,
-        'order',
-        'order_' || status,
-        created_at,
-        null,
-        customer_id,
+        'order:' || order_id as event_id,
+        'order' as event_type,
+        'order_' || status as event_name,
+        created_at as occurred_at,
+        cast(null as {{ dbt.type_string() }}) as anonymous_id,
+        customer_id as user_id,
         email,
         phone,
-        null,
-        null,
-        null,
-        null,
-        null,
-        null,
+        cast(null as {{ dbt.type_string() }}) as page_url,
+        cast(null as {{ dbt.type_string() }}) as referrer,
+        cast(null as {{ dbt.type_string() }}) as utm_source,
+        cast(null as {{ dbt.type_string() }}) as utm_medium,
+        cast(null as {{ dbt.type_string() }}) as utm_campaign,
+        cast(null as {{ dbt.type_string() }}) as user_agent,
         order_id,
-        net_amount,
-        currency
+        net_amount as revenue,
+        currency as detail
     from orders
+    {%- endset %}
+    {%- do branches.append(branch) %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_esp__email_events') %}
-
-    union all
-
+    {%- set branch %}
     select
-        'email:' || email_event_id,
-        'email',
-        'email_' || event_type,
+        'email:' || email_event_id as event_id,
+        'email' as event_type,
+        'email_' || event_type as event_name,
         occurred_at,
-        null,
-        null,
+        cast(null as {{ dbt.type_string() }}) as anonymous_id,
+        cast(null as {{ dbt.type_string() }}) as user_id,
         email,
-        null,
-        url,
-        null,
-        null,
-        null,
-        null,
-        null,
-        null,
-        null,
-        campaign_name
+        cast(null as {{ dbt.type_string() }}) as phone,
+        url as page_url,
+        cast(null as {{ dbt.type_string() }}) as referrer,
+        cast(null as {{ dbt.type_string() }}) as utm_source,
+        cast(null as {{ dbt.type_string() }}) as utm_medium,
+        cast(null as {{ dbt.type_string() }}) as utm_campaign,
+        cast(null as {{ dbt.type_string() }}) as user_agent,
+        cast(null as {{ dbt.type_string() }}) as order_id,
+        cast(null as {{ dbt.type_numeric() }}) as revenue,
+        campaign_name as detail
     from email_events
+    {%- endset %}
+    {%- do branches.append(branch) %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_consent__consent_events') %}
-
-    union all
-
+    {%- set branch %}
     select
-        'consent:' || consent_event_id,
-        'consent',
-        'consent_' || purpose || case when is_granted then '_granted' else '_revoked' end,
+        'consent:' || consent_event_id as event_id,
+        'consent' as event_type,
+        'consent_' || purpose || case when is_granted then '_granted' else '_revoked' end as event_name,
         occurred_at,
         anonymous_id,
         user_id,
         email,
         phone,
-        null,
-        null,
-        null,
-        null,
-        null,
-        null,
-        null,
-        null,
-        consent_source
+        cast(null as {{ dbt.type_string() }}) as page_url,
+        cast(null as {{ dbt.type_string() }}) as referrer,
+        cast(null as {{ dbt.type_string() }}) as utm_source,
+        cast(null as {{ dbt.type_string() }}) as utm_medium,
+        cast(null as {{ dbt.type_string() }}) as utm_campaign,
+        cast(null as {{ dbt.type_string() }}) as user_agent,
+        cast(null as {{ dbt.type_string() }}) as order_id,
+        cast(null as {{ dbt.type_numeric() }}) as revenue,
+        consent_source as detail
     from consent_events
+    {%- endset %}
+    {%- do branches.append(branch) %}
     {%- endif %}
+    {{ branches | join('\n    union all\n') }}
 
 ),
 
