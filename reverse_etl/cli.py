@@ -90,7 +90,9 @@ def build(
 
 
 @cli.command()
-@click.option("--customers", type=click.IntRange(100), default=2000, show_default=True, help="People to generate.")
+@click.option(
+    "--customers", type=click.IntRange(100), default=2000, show_default=True, help="People to generate."
+)
 @click.option("--seed", type=click.IntRange(0), default=42, show_default=True, help="Same seed, same data.")
 @pass_ctx
 def demo(obj: CdpContext, customers: int, seed: int) -> None:
@@ -120,7 +122,9 @@ def demo(obj: CdpContext, customers: int, seed: int) -> None:
     click.echo("  cdp identity explain <email or id>      why a customer holds the identifiers it does")
     click.echo("  cdp sync plan high_value_customers_webhook   what a sync would send, offline")
     click.echo("  cdp sync history high_value_customers_webhook")
-    click.echo(f"  duckdb {result.database}             the marts schema: identity_graph, customer_profiles, ...")
+    click.echo(
+        f"  duckdb {result.database}             the marts schema: identity_graph, customer_profiles, ..."
+    )
 
 
 def _register() -> None:
@@ -133,6 +137,12 @@ def _register() -> None:
     from reverse_etl.sync.cli import sync_group
 
     cli.add_command(sync_group, "sync")
+    from reverse_etl.destinations.cli import destination_group
+
+    cli.add_command(destination_group, "destination")
+    from reverse_etl.emulators.cli import emulate_command
+
+    cli.add_command(emulate_command, "emulate")
 
 
 _register()

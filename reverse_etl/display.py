@@ -35,9 +35,9 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None =
     cols = list(columns or rows[0].keys())
     cells = [[_fmt(row.get(c)) for c in cols] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells)
+    lines.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells)
     return "\n".join(lines)
 
 

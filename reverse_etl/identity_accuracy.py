@@ -114,11 +114,11 @@ def measure(wh: Warehouse) -> Accuracy:
         by_customer_component as (select count(*) as n from j where customer_id is not null group by customer_id, component)
         select
             (select count(*) from j) as identifiers,
-            (select {_pairs('n')} from by_customer) as predicted_pairs,
-            (select {_pairs('n')} from by_person) as true_pairs,
-            (select {_pairs('n')} from by_component) as linkable_pairs,
-            (select {_pairs('n')} from by_customer_person) as correct_pairs,
-            (select {_pairs('n')} from by_customer_component) as correct_linkable_pairs
+            (select {_pairs("n")} from by_customer) as predicted_pairs,
+            (select {_pairs("n")} from by_person) as true_pairs,
+            (select {_pairs("n")} from by_component) as linkable_pairs,
+            (select {_pairs("n")} from by_customer_person) as correct_pairs,
+            (select {_pairs("n")} from by_customer_component) as correct_linkable_pairs
         """
     )[0]
     return Accuracy(**{k: int(v or 0) for k, v in row.items()})

@@ -31,8 +31,10 @@ def explain_command(obj, identifier: str, identifier_type: str | None, show_pii:
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc
     click.secho(f"customer {result.customer_id}", bold=True)
-    click.echo(f"  {len(result.identifiers)} identifiers; looked up {result.identifier_type} "
-               f"{shown(result.identifier_type, result.identifier_value)}\n")
+    click.echo(
+        f"  {len(result.identifiers)} identifiers; looked up {result.identifier_type} "
+        f"{shown(result.identifier_type, result.identifier_value)}\n"
+    )
     rows = [
         {
             "type": r["identifier_type"],
@@ -89,8 +91,12 @@ def stats_command(obj, show_pii: bool) -> None:
     if s["hubs"]:
         click.echo("\nLargest hubs (not used for merging):")
         hubs = [
-            {**h, "identifier_value": h["identifier_value"] if show_pii or not is_pii(h["identifier_type"])
-             else mask(h["identifier_value"], h["identifier_type"])}
+            {
+                **h,
+                "identifier_value": h["identifier_value"]
+                if show_pii or not is_pii(h["identifier_type"])
+                else mask(h["identifier_value"], h["identifier_type"]),
+            }
             for h in s["hubs"]
         ]
         click.echo(render_table(hubs))

@@ -92,29 +92,82 @@ class RawData:
 
     # -- shorthands for the common events ---------------------------------------------------------
 
-    def identify(self, minutes: float, anonymous_id: str | None = None, user_id: str | None = None,
-                 email: str | None = None, phone: str | None = None, **traits: Any) -> str:
+    def identify(
+        self,
+        minutes: float,
+        anonymous_id: str | None = None,
+        user_id: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        **traits: Any,
+    ) -> str:
         event_id = f"idf-{next(_ids)}"
-        self.insert("segment.identifies", [{
-            "id": event_id, "anonymous_id": anonymous_id, "user_id": user_id, "email": email, "phone": phone,
-            "timestamp": at(minutes), "received_at": at(minutes), "sent_at": at(minutes), **traits,
-        }])
+        self.insert(
+            "segment.identifies",
+            [
+                {
+                    "id": event_id,
+                    "anonymous_id": anonymous_id,
+                    "user_id": user_id,
+                    "email": email,
+                    "phone": phone,
+                    "timestamp": at(minutes),
+                    "received_at": at(minutes),
+                    "sent_at": at(minutes),
+                    **traits,
+                }
+            ],
+        )
         return event_id
 
-    def page(self, minutes: float, anonymous_id: str | None = None, user_id: str | None = None,
-             url: str = "https://shop.example.org/", **extra: Any) -> str:
+    def page(
+        self,
+        minutes: float,
+        anonymous_id: str | None = None,
+        user_id: str | None = None,
+        url: str = "https://shop.example.org/",
+        **extra: Any,
+    ) -> str:
         event_id = f"pg-{next(_ids)}"
-        self.insert("segment.pages", [{
-            "id": event_id, "anonymous_id": anonymous_id, "user_id": user_id, "url": url,
-            "context_page_url": url, "timestamp": at(minutes), "received_at": at(minutes), **extra,
-        }])
+        self.insert(
+            "segment.pages",
+            [
+                {
+                    "id": event_id,
+                    "anonymous_id": anonymous_id,
+                    "user_id": user_id,
+                    "url": url,
+                    "context_page_url": url,
+                    "timestamp": at(minutes),
+                    "received_at": at(minutes),
+                    **extra,
+                }
+            ],
+        )
         return event_id
 
-    def track(self, minutes: float, event: str, anonymous_id: str | None = None,
-              user_id: str | None = None, **extra: Any) -> str:
+    def track(
+        self,
+        minutes: float,
+        event: str,
+        anonymous_id: str | None = None,
+        user_id: str | None = None,
+        **extra: Any,
+    ) -> str:
         event_id = f"tr-{next(_ids)}"
-        self.insert("segment.tracks", [{
-            "id": event_id, "anonymous_id": anonymous_id, "user_id": user_id, "event": event,
-            "event_text": event, "timestamp": at(minutes), "received_at": at(minutes), **extra,
-        }])
+        self.insert(
+            "segment.tracks",
+            [
+                {
+                    "id": event_id,
+                    "anonymous_id": anonymous_id,
+                    "user_id": user_id,
+                    "event": event,
+                    "event_text": event,
+                    "timestamp": at(minutes),
+                    "received_at": at(minutes),
+                    **extra,
+                }
+            ],
+        )
         return event_id

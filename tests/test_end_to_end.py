@@ -20,7 +20,10 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]
     database = tmp_path_factory.mktemp("demo") / "elsewhere" / "cdp.duckdb"
     runner = CliRunner()
     result = runner.invoke(
-        cli, ["demo", "--customers", str(CUSTOMERS)], env={"CDP_DUCKDB_PATH": str(database)}, catch_exceptions=False
+        cli,
+        ["demo", "--customers", str(CUSTOMERS)],
+        env={"CDP_DUCKDB_PATH": str(database)},
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     return database, result.output

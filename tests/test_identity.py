@@ -12,11 +12,16 @@ from tests.conftest import PROJECT, dbt_build
 from tests.rawdata import RawData
 
 IDENTITY = [
-    "--select", "+customer_id_changes", "+identity_rejections",
-    "--exclude", "test_type:unit",
-    "--indirect-selection", "cautious",
+    "--select",
+    "+customer_id_changes",
+    "+identity_rejections",
+    "--exclude",
+    "test_type:unit",
+    "--indirect-selection",
+    "cautious",
     # One set of vars for every build here, so dbt's partial parsing is reused between builds.
-    "--vars", "{cdp_identity_max_cluster_size: 5000}",
+    "--vars",
+    "{cdp_identity_max_cluster_size: 5000}",
 ]
 
 
@@ -82,7 +87,9 @@ def test_kiosk_is_a_hub_and_merges_nobody(messy: Path) -> None:
     kiosk_users = {g[("user_id", f"u-kiosk-{i}")] for i in range(12)}
     assert len(kiosk_users) == 12
     assert ("anonymous_id", "kiosk-1") not in g
-    rows = query(messy, "select reason, detail from marts.identity_rejections where identifier_value = 'kiosk-1'")
+    rows = query(
+        messy, "select reason, detail from marts.identity_rejections where identifier_value = 'kiosk-1'"
+    )
     assert rows and rows[0][0] == "hub" and "12 distinct stronger identifiers" in rows[0][1]
 
 
@@ -90,7 +97,9 @@ def test_junk_phone_is_blocklisted(messy: Path) -> None:
     g = graph(messy)
     assert g[("user_id", "u-j1")] != g[("user_id", "u-j2")]
     assert ("phone", "+15555555555") not in g
-    rows = query(messy, "select reason from marts.identity_rejections where identifier_value = '+15555555555'")
+    rows = query(
+        messy, "select reason from marts.identity_rejections where identifier_value = '+15555555555'"
+    )
     assert rows == [("blocklist",)]
 
 
@@ -119,7 +128,14 @@ def test_quality_gates_stop_the_build_on_a_giant_cluster(messy: Path, dbt_target
     from reverse_etl.dbt import run_dbt
 
     result = run_dbt(
-        ["build", "--target-path", str(dbt_target), *IDENTITY[:-2], "--vars", "{cdp_identity_max_cluster_size: 100}"],
+        [
+            "build",
+            "--target-path",
+            str(dbt_target),
+            *IDENTITY[:-2],
+            "--vars",
+            "{cdp_identity_max_cluster_size: 100}",
+        ],
         database=messy,
     )
     assert not result.success
@@ -163,7 +179,9 @@ def test_full_rebuilds_give_identical_graphs(messy: Path, dbt_target: Path, tmp_
 
 def test_overrides_never_and_always_merge(tmp_path: Path, dbt_target: Path) -> None:
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target", "warehouse", ".venv", "*.duckdb", "logs"))
+    shutil.copytree(
+        PROJECT, project, ignore=shutil.ignore_patterns("target", "warehouse", ".venv", "*.duckdb", "logs")
+    )
     (project / "seeds" / "identity" / "identity_overrides.csv").write_text(
         "rule,identifier_type_a,identifier_value_a,identifier_type_b,identifier_value_b,note\n"
         "never_merge,email,sam@mail.org,email,alex@mail.org,two people share a laptop\n"

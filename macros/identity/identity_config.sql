@@ -11,17 +11,17 @@
 {%- endmacro %}
 
 {#- The hub threshold of an identifier type (var cdp_identity_hub_thresholds, else the default). -#}
+{#- The when-clauses are built before the if: sqlfluff 4 mis-tracks a for loop nested in an if/else
+    inside a macro and reports indentation errors on every line after it. -#}
 {% macro cdp_hub_threshold(type_column) -%}
-    {%- set overrides = var('cdp_identity_hub_thresholds', {}) -%}
-    {%- if overrides -%}
-    case {{ type_column }}
-        {%- for identifier_type, threshold in overrides.items() %}
-        when '{{ identifier_type }}' then {{ threshold }}
-        {%- endfor %}
-        else {{ var('cdp_identity_hub_threshold') }}
-    end
+    {%- set whens = [] -%}
+    {%- for identifier_type, threshold in (var('cdp_identity_hub_thresholds', {}) or {}).items() -%}
+        {%- do whens.append("when '" ~ identifier_type ~ "' then " ~ threshold) -%}
+    {%- endfor -%}
+    {%- if whens -%}
+        case {{ type_column }} {{ whens | join(' ') }} else {{ var('cdp_identity_hub_threshold') }} end
     {%- else -%}
-    {{ var('cdp_identity_hub_threshold') }}
+        {{ var('cdp_identity_hub_threshold') }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -133,6 +133,9 @@ class Destination(abc.ABC):
     settings_spec: ClassVar[tuple[SettingSpec, ...]] = ()
     # Fields the destination reads from each record (documentation and `cdp destination list`).
     identifier_fields: ClassVar[tuple[str, ...]] = ()
+    # Consent purposes every record needs (a row is sent only with consent_<purpose> true for each),
+    # on top of those the sync names; ad platforms need ads_personalization and ad_user_data.
+    consent_purposes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Mapping[str, Any], *, source: str = "<settings>") -> None:
         self.source = source

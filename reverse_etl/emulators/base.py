@@ -54,6 +54,17 @@ class Response:
 
 
 Handler = Callable[["Emulator", Request], Response]
+# Called after each answer with the request, the response and the seconds it took (`cdp emulate` logs).
+Observer = Callable[[Request, Response, float], None]
+
+
+class _Server(ThreadingHTTPServer):
+    """The loopback server every emulator runs on."""
+
+    daemon_threads = True
+    # The default listen backlog of 5 holds extra connections back in the kernel (the client retries a
+    # second later), which hides the concurrency a destination really uses and slows parallel workers.
+    request_queue_size = 64
 
 
 def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
@@ -86,8 +97,8 @@ class Emulator:
                 method, pattern = spec
                 regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
                 self._routes.append((method, regex, func))
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self.observers: list[Observer] = []
+        self._server = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -196,6 +207,7 @@ class Emulator:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                 )
+                started = time.monotonic()
                 try:
                     response = emulator.dispatch(request)
                 except Exception as exc:  # an emulator bug must be visible, not a hang
@@ -210,6 +222,9 @@ class Emulator:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                elapsed = time.monotonic() - started
+                for observe in list(emulator.observers):  # after the answer: a slow log never delays it
+                    observe(request, response, elapsed)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

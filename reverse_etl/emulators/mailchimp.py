@@ -78,9 +78,6 @@ class MailchimpEmulator(Emulator):
         self._segment_ids = itertools.count(1001)
         self._active = 0
         self._active_lock = threading.Lock()
-        # The default listen backlog of 5 would hold extra connections back in the kernel (the client
-        # retries after a second), hiding exactly the concurrency this emulator has to see.
-        self._server.socket.listen(64)
 
     # -- inspection ------------------------------------------------------------------------------
 

@@ -1,17 +1,25 @@
 """Alerts after a run: failure, too many rejections, a record count far from the previous run.
 
 Sent to a Slack incoming webhook and/or a plain webhook URL, each read from an environment variable the
-sync names. An alert that cannot be delivered is reported on the run, never fails the run.
+sync names. Slack alerts go through the Slack destination (``SlackWebhook.post_text``), so they read
+Slack's answers the same way a Slack sync does: a 429 is waited out (a few times, briefly), a revoked
+webhook or archived channel is reported in Slack's words, and the URL never appears in a message. An
+alert that cannot be delivered is reported on the run, never fails the run.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import requests
 
+from reverse_etl.destinations.base import DestinationError, TransientError
 from reverse_etl.sync.config import AlertsConfig
+
+SLACK_ATTEMPTS = 3  # an alert is worth a short wait, not a long one: the run is already over
+SLACK_MAX_WAIT = 5.0  # seconds; a longer Retry-After gives up and reports it
 
 
 def evaluate(config: AlertsConfig, summary: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
@@ -46,21 +54,49 @@ def send(
         return []
     problems: list[str] = []
     text = "\n".join(alerts)
-    targets: list[tuple[str, str, dict[str, Any]]] = []
     if config.slack_webhook_env:
-        targets.append((config.slack_webhook_env, "slack", {"text": text}))
+        problem = post_slack(config.slack_webhook_env, text)
+        if problem:
+            problems.append(problem)
     if config.webhook_url_env:
         payload = {"type": "cdp.sync.alert", "sync": summary["sync_name"], "alerts": alerts, "run": summary}
-        targets.append((config.webhook_url_env, "webhook", payload))
-    for env, kind, payload in targets:
-        url = os.environ.get(env)
+        url = os.environ.get(config.webhook_url_env)
         if not url:
-            problems.append(f"{kind} alert not sent: environment variable {env} is not set")
-            continue
-        try:
-            resp = requests.post(url, json=payload, timeout=timeout)
-            if resp.status_code >= 300:
-                problems.append(f"{kind} alert not sent: HTTP {resp.status_code}")
-        except requests.RequestException as exc:
-            problems.append(f"{kind} alert not sent: {type(exc).__name__}")
+            problems.append(
+                f"webhook alert not sent: environment variable {config.webhook_url_env} is not set"
+            )
+        else:
+            try:
+                resp = requests.post(url, json=payload, timeout=timeout)
+                if resp.status_code >= 300:
+                    problems.append(f"webhook alert not sent: HTTP {resp.status_code}")
+            except requests.RequestException as exc:
+                problems.append(f"webhook alert not sent: {type(exc).__name__}")
     return problems
+
+
+def post_slack(env: str, text: str, *, sleep: Any = time.sleep) -> str | None:
+    """Post ``text`` to the Slack webhook whose URL is in ``env``; the problem, or None when posted."""
+    from reverse_etl.destinations.slack import SlackWebhook
+
+    if not os.environ.get(env):
+        return f"slack alert not sent: environment variable {env} is not set"
+    try:
+        slack = SlackWebhook({"webhook_url": env}, source=f"alerts: slack_webhook_env {env}")
+    except DestinationError as exc:
+        return f"slack alert not sent: {exc}"
+    try:
+        for attempt in range(1, SLACK_ATTEMPTS + 1):
+            try:
+                slack.post_text(text)
+                return None
+            except TransientError as exc:
+                wait = exc.retry_after if exc.retry_after is not None else float(attempt)
+                if attempt == SLACK_ATTEMPTS or wait > SLACK_MAX_WAIT:
+                    return f"slack alert not sent after {attempt} attempt(s): {exc}"
+                sleep(wait)
+            except DestinationError as exc:  # revoked webhook, archived channel, refused payload
+                return f"slack alert not sent: {exc}"
+    finally:
+        slack.close()
+    return None

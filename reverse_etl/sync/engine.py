@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reverse_etl import privacy
 from reverse_etl.destinations import destination_class
 from reverse_etl.destinations.base import (
     Destination,
@@ -123,16 +124,14 @@ class _Prepared:
                 self._invalid(key, self.send_op, row["__reason"])
                 continue
             if op == "forget":
-                self.journal.append(
-                    state.JournalEntry(
-                        key, "forget", "skipped", reason="left the source before it was delivered"
-                    )
-                )
+                reason = row.get("__reason") or "left the source before it was delivered"
+                self.journal.append(state.JournalEntry(key, "forget", "skipped", reason=reason))
                 continue
             if op == "remove":
-                assert self.remove_op is not None
+                # Modes without removals still remove a forgotten person's records (privacy.py).
+                remove_op = self.remove_op or "remove"
                 fields = json.loads(row["__payload"]) if row["__payload"] else {}
-                batch = self.buffers.setdefault(self.remove_op, Batch(self.remove_op))
+                batch = self.buffers.setdefault(remove_op, Batch(remove_op))
                 batch.records.append(Record(key, fields))
                 batch.hashes[key] = None
                 batch.kinds[key] = "remove"
@@ -183,7 +182,8 @@ class SyncRun:
         only_pending: bool = False,
         progress: bool = False,
     ) -> None:
-        self.config = config
+        # Consent widened to what the destination needs (ad platforms: ads_personalization, ad_user_data).
+        self.config = privacy.with_required_consent(config)
         self.wh = wh
         self.project = project
         self._destination = destination
@@ -205,7 +205,16 @@ class SyncRun:
 
     def _stream(self, source: ResolvedSource, chunk: int) -> Iterator[list[dict[str, Any]]]:
         query = diff_query(self.config, source, only_pending=self.only_pending)
-        yield from self.wh.stream(query.sql, query.params, batch_size=chunk)
+        if not privacy.has_requests(self.wh):
+            yield from self.wh.stream(query.sql, query.params, batch_size=chunk)
+            return
+        # Erasure requests: forgotten people are never sent, and every key of theirs on the ledger is
+        # removed, whatever the mode and whether or not the build has caught up yet.
+        yield from self.wh.stream(privacy.exclusion_sql(query.sql), query.params, batch_size=chunk)
+        cls = destination_class(self.config.destination.type, source=str(self.config.path))
+        rows = privacy.forgotten_rows(self.wh, self.config.name, privacy.can_remove(cls), cls.name)
+        for start in range(0, len(rows), chunk):
+            yield rows[start : start + chunk]
 
     # -- plan ----------------------------------------------------------------------------------------
 
@@ -265,10 +274,12 @@ class SyncRun:
             source = resolve_source(self.config, self.wh, self.project)
             destination, context = self._destination_and_context()
             try:
-                return self._run(source, destination, context)
+                summary = self._run(source, destination, context)
             finally:
                 if self._destination is None:
                     destination.close()
+            privacy.reconcile(self.wh)  # audit removals, purge what no ledger holds any more
+            return summary
 
     def _run(self, source: ResolvedSource, destination: Destination, context: SyncContext) -> RunSummary:
         config, wh = self.config, self.wh

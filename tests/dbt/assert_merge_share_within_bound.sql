@@ -12,6 +12,12 @@ latest as (
 
 ),
 
+merged as (
+
+    select count(distinct old_customer_id) as merged_customers from latest
+
+),
+
 customers as (
 
     select count(distinct customer_id) as customers from {{ ref('identity_graph') }}
@@ -19,8 +25,10 @@ customers as (
 )
 
 select
-    (select count(distinct old_customer_id) from latest) as merged_customers,
+    merged.merged_customers,
     customers.customers
 from customers
-where (select count(distinct old_customer_id) from latest) > {{ var('cdp_identity_merge_gate_floor') }}
-    and (select count(distinct old_customer_id) from latest) > {{ var('cdp_identity_max_merge_share') }} * customers.customers
+cross join merged
+where
+    merged.merged_customers > {{ var('cdp_identity_merge_gate_floor') }}
+    and merged.merged_customers > {{ var('cdp_identity_max_merge_share') }} * customers.customers

@@ -10,7 +10,11 @@ graph_customers as (
 
 profiles as (
 
-    select customer_id, count(*) as profile_rows from {{ ref('customer_profiles') }} group by customer_id
+    select
+        customer_id,
+        count(*) as profile_rows
+    from {{ ref('customer_profiles') }}
+    group by customer_id
 
 )
 
@@ -18,5 +22,5 @@ select
     coalesce(graph_customers.customer_id, profiles.customer_id) as customer_id,
     coalesce(profiles.profile_rows, 0) as profile_rows
 from graph_customers
-full outer join profiles on profiles.customer_id = graph_customers.customer_id
-where profiles.customer_id is null or graph_customers.customer_id is null or profiles.profile_rows <> 1
+full outer join profiles on graph_customers.customer_id = profiles.customer_id
+where profiles.customer_id is null or graph_customers.customer_id is null or profiles.profile_rows != 1

@@ -11,6 +11,12 @@ with
 ),
 
 {% endfor %}
+forgotten as (
+
+    select * from {{ ref('stg_privacy__forgotten_identifiers') }}
+
+),
+
 observations as (
 
     {%- for source in sources %}
@@ -43,6 +49,10 @@ final as (
         observed_at
     from observations
     where identifier_value <> ''
+        {#- people who asked to be forgotten (cdp privacy forget) leave the graph here #}
+        and {{ dbt.hash("identifier_type || ':' || identifier_value") }} not in (
+            select identifier_hash from forgotten
+        )
 
 )
 

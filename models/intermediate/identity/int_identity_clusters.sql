@@ -24,26 +24,27 @@
 {%- set cut_links = prefix ~ '__cut_links' %}
 
 {%- if execute %}
-    {%- set edges_sql = "select identifier_key_a as node_a, identifier_key_b as node_b from " ~ ref('int_identity_edges') %}
+    {%- set edges_sql = "select identifier_key_a as node_a, identifier_key_b as node_b from "
+        ~ ref('int_identity_edges') %}
     {%- set cc = cdp_connected_components(edges_sql, prefix, var('cdp_identity_max_rounds')) %}
-    {{ log('identity: connected components converged in ' ~ cc['rounds'] ~ ' rounds', info=true) }}
+    {%- do log('identity: connected components converged in ' ~ cc['rounds'] ~ ' rounds', info=true) %}
     {%- set assign = prefix ~ '__assign' %}
-    {{ cdp_scratch_table(assign, "select node as identifier_key, rep as cluster_key from " ~ cc['table']) }}
+    {%- do cdp_scratch_table(assign, "select node as identifier_key, rep as cluster_key from " ~ cc['table']) %}
     {% do run_query('drop table if exists ' ~ cc['table']) %}
-    {{ cdp_scratch_table(cut_links,
+    {%- do cdp_scratch_table(cut_links,
         "select cast(null as bigint) as identifier_key_a, cast(null as bigint) as identifier_key_b,
-                cast(null as " ~ dbt.type_string() ~ ") as reason where 1 = 0") }}
+                cast(null as " ~ dbt.type_string() ~ ") as reason where 1 = 0") %}
 
     {#- The overrides, resolved to identifier keys once (a scratch table: DuckDB 2.0.1 can answer a
         union of two copies of the same join subquery wrongly). -#}
     {%- set overrides = prefix ~ '__overrides' %}
-    {{ cdp_scratch_table(overrides,
+    {%- do cdp_scratch_table(overrides,
         "select o.rule, na.identifier_key as key_a, nb.identifier_key as key_b
          from " ~ ref('identity_overrides') ~ " as o
          inner join " ~ ref('int_identity_nodes') ~ " as na
             on na.identifier_type = o.identifier_type_a and na.identifier_value = o.identifier_value_a
          inner join " ~ ref('int_identity_nodes') ~ " as nb
-            on nb.identifier_type = o.identifier_type_b and nb.identifier_value = o.identifier_value_b") }}
+            on nb.identifier_type = o.identifier_type_b and nb.identifier_value = o.identifier_value_b") %}
     {%- set overrides_sql = "select rule, key_a, key_b from " ~ overrides %}
 
     {#- never_merge pairs that landed in one cluster: both sides become anchors. -#}
@@ -103,9 +104,10 @@ final as (
         nodes.identifier_key,
         coalesce(assigned.cluster_key, nodes.identifier_key) as cluster_key
     from nodes
-    left join hubs on hubs.identifier_key = nodes.identifier_key
-    left join assigned on assigned.identifier_key = nodes.identifier_key
-    where not nodes.is_blocked
+    left join hubs on nodes.identifier_key = hubs.identifier_key
+    left join assigned on nodes.identifier_key = assigned.identifier_key
+    where
+        not nodes.is_blocked
         and hubs.identifier_key is null
 
 )

@@ -36,8 +36,8 @@ linked as (
         links.identifier_key_b,
         'observed' as edge_kind
     from links
-    left join hubs as hub_a on hub_a.identifier_key = links.identifier_key_a
-    left join hubs as hub_b on hub_b.identifier_key = links.identifier_key_b
+    left join hubs as hub_a on links.identifier_key_a = hub_a.identifier_key
+    left join hubs as hub_b on links.identifier_key_b = hub_b.identifier_key
     where hub_a.identifier_key is null and hub_b.identifier_key is null
 
 ),
@@ -50,23 +50,34 @@ forced as (
         'always_merge' as edge_kind
     from overrides
     inner join nodes as node_a
-        on node_a.identifier_type = overrides.identifier_type_a
-        and node_a.identifier_value = overrides.identifier_value_a
-        and not node_a.is_blocked
+        on
+            overrides.identifier_type_a = node_a.identifier_type
+            and overrides.identifier_value_a = node_a.identifier_value
+            and not node_a.is_blocked
     inner join nodes as node_b
-        on node_b.identifier_type = overrides.identifier_type_b
-        and node_b.identifier_value = overrides.identifier_value_b
-        and not node_b.is_blocked
-    where overrides.rule = 'always_merge'
-        and node_a.identifier_key <> node_b.identifier_key
+        on
+            overrides.identifier_type_b = node_b.identifier_type
+            and overrides.identifier_value_b = node_b.identifier_value
+            and not node_b.is_blocked
+    where
+        overrides.rule = 'always_merge'
+        and node_a.identifier_key != node_b.identifier_key
 
 ),
 
 final as (
 
-    select identifier_key_a, identifier_key_b, edge_kind from linked
+    select
+        identifier_key_a,
+        identifier_key_b,
+        edge_kind
+    from linked
     union all
-    select identifier_key_a, identifier_key_b, edge_kind from forced
+    select
+        identifier_key_a,
+        identifier_key_b,
+        edge_kind
+    from forced
 
 )
 

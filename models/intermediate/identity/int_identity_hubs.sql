@@ -20,9 +20,15 @@ nodes as (
 
 directed as (
 
-    select identifier_key_a as identifier_key, identifier_key_b as linked_key from links
+    select
+        identifier_key_a as identifier_key,
+        identifier_key_b as linked_key
+    from links
     union all
-    select identifier_key_b as identifier_key, identifier_key_a as linked_key from links
+    select
+        identifier_key_b as identifier_key,
+        identifier_key_a as linked_key
+    from links
 
 ),
 
@@ -35,8 +41,8 @@ stronger_links as (
         count(distinct linked.identifier_key) as stronger_identifier_count,
         {{ cdp_string_agg_distinct('linked.identifier_type') }} as stronger_identifier_types
     from directed
-    inner join nodes as node on node.identifier_key = directed.identifier_key
-    inner join nodes as linked on linked.identifier_key = directed.linked_key
+    inner join nodes as node on directed.identifier_key = node.identifier_key
+    inner join nodes as linked on directed.linked_key = linked.identifier_key
     where linked.identifier_rank < node.identifier_rank
     group by node.identifier_key, node.identifier_type, node.identifier_value
 

@@ -26,8 +26,9 @@ usable as (
         identifiers.observed_at
     from identifiers
     inner join nodes
-        on nodes.identifier_key = identifiers.identifier_key
-        and not nodes.is_blocked
+        on
+            identifiers.identifier_key = nodes.identifier_key
+            and not nodes.is_blocked
 
 ),
 
@@ -41,9 +42,10 @@ pairs as (
         a.observed_at
     from usable as a
     inner join usable as b
-        on a.source_model = b.source_model
-        and a.record_key = b.record_key
-        and a.identifier_key < b.identifier_key
+        on
+            a.source_model = b.source_model
+            and a.record_key = b.record_key
+            and a.identifier_key < b.identifier_key
 
 ),
 

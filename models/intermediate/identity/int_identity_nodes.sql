@@ -21,27 +21,42 @@ extra_patterns as (
 
     {%- set regexes = var('cdp_identity_blocklist_regexes', []) %}
     {%- if regexes %}
-    {%- for pattern in regexes %}
-    select '*' as identifier_type, '{{ pattern | replace("'", "''") }}' as pattern, 'regex' as match_type,
-        'var cdp_identity_blocklist_regexes' as reason
-    {%- if not loop.last %} union all {% endif %}
-    {%- endfor %}
+        {%- for pattern in regexes %}
+            select
+                '*' as identifier_type,
+                '{{ pattern | replace("'", "''") }}' as pattern,
+                'regex' as match_type,
+                'var cdp_identity_blocklist_regexes' as reason
+            {%- if not loop.last %}
+                union all
+            {%- endif %}
+        {%- endfor %}
     {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as identifier_type,
-        cast(null as {{ dbt.type_string() }}) as pattern,
-        cast(null as {{ dbt.type_string() }}) as match_type,
-        cast(null as {{ dbt.type_string() }}) as reason
-    where 1 = 0
+        select
+            cast(null as {{ dbt.type_string() }}) as identifier_type,
+            cast(null as {{ dbt.type_string() }}) as pattern,
+            cast(null as {{ dbt.type_string() }}) as match_type,
+            cast(null as {{ dbt.type_string() }}) as reason
+        where 1 = 0
     {%- endif %}
 
 ),
 
 patterns as (
 
-    select identifier_type, pattern, match_type, reason from blocklist
+    select
+        identifier_type,
+        pattern,
+        match_type,
+        reason
+    from blocklist
     union all
-    select identifier_type, pattern, match_type, reason from extra_patterns
+    select
+        identifier_type,
+        pattern,
+        match_type,
+        reason
+    from extra_patterns
 
 ),
 
@@ -67,11 +82,15 @@ blocked as (
         min(patterns.reason || ' (' || patterns.match_type || ': ' || patterns.pattern || ')') as block_reason
     from nodes
     inner join patterns
-        on (patterns.identifier_type = '*' or patterns.identifier_type = nodes.identifier_type)
-        and (
-            (patterns.match_type = 'exact' and lower(nodes.identifier_value) = lower(patterns.pattern))
-            or (patterns.match_type = 'regex' and {{ cdp_regex_matches('lower(nodes.identifier_value)', 'patterns.pattern') }})
-        )
+        on
+            (patterns.identifier_type = '*' or nodes.identifier_type = patterns.identifier_type)
+            and (
+                (patterns.match_type = 'exact' and lower(nodes.identifier_value) = lower(patterns.pattern))
+                or (
+                    patterns.match_type = 'regex'
+                    and {{ cdp_regex_matches('lower(nodes.identifier_value)', 'patterns.pattern') }}
+                )
+            )
     group by nodes.identifier_key
 
 ),
@@ -90,7 +109,7 @@ final as (
         blocked.block_reason,
         blocked.identifier_key is not null as is_blocked
     from nodes
-    left join blocked on blocked.identifier_key = nodes.identifier_key
+    left join blocked on nodes.identifier_key = blocked.identifier_key
 
 )
 

@@ -1,7 +1,7 @@
 {#-
     One row per (customer, attribute, observed value): every name, email, phone, company and address
     value any source holds for a customer, with the source and when it was observed. Survivorship in
-    customer_traits picks one value per attribute.
+    customer_traits picks one value per attribute. Deleted CRM contacts supply nothing.
 -#}
 
 with
@@ -16,6 +16,14 @@ graph as (
 identifies as (
 
     select * from {{ ref('stg_segment__identifies') }}
+
+),
+{%- endif %}
+{%- if cdp_model_enabled('stg_segment__users') %}
+
+users as (
+
+    select * from {{ ref('stg_segment__users') }}
 
 ),
 {%- endif %}
@@ -41,24 +49,49 @@ observed as (
     {#- One branch per (enabled source, attribute). -#}
     {%- set branches = [] %}
     {%- if cdp_model_enabled('stg_segment__identifies') %}
-    {%- for attribute in ['email', 'phone', 'first_name', 'last_name'] %}
+    {%- for attribute, column in [
+        ('email', 'email'), ('phone', 'phone'), ('first_name', 'first_name'), ('last_name', 'last_name'),
+        ('city', 'address_city'), ('country', 'address_country')] %}
     {%- set branch %}
     select
         'stg_segment__identifies' as source_model,
-        coalesce(by_user.customer_id, by_device.customer_id) as customer_id,
+        coalesce(by_user.customer_id, by_email.customer_id, by_device.customer_id) as customer_id,
         '{{ attribute }}' as attribute,
-        cast(identifies.{{ attribute }} as {{ dbt.type_string() }}) as attribute_value,
+        cast(identifies.{{ column }} as {{ dbt.type_string() }}) as attribute_value,
         identifies.occurred_at as observed_at
     from identifies
     left join graph as by_user
         on
             by_user.identifier_type = 'user_id'
             and identifies.user_id = by_user.identifier_value
+    left join graph as by_email
+        on
+            by_email.identifier_type = 'email'
+            and identifies.email = by_email.identifier_value
     left join graph as by_device
         on
             by_device.identifier_type = 'anonymous_id'
             and identifies.anonymous_id = by_device.identifier_value
-    where identifies.{{ attribute }} is not null
+    where identifies.{{ column }} is not null
+    {%- endset %}
+    {%- do branches.append(branch) %}
+    {%- endfor %}
+    {%- endif %}
+    {%- if cdp_model_enabled('stg_segment__users') %}
+    {%- for attribute in ['email', 'phone', 'first_name', 'last_name'] %}
+    {%- set branch %}
+    select
+        'stg_segment__users' as source_model,
+        by_user.customer_id,
+        '{{ attribute }}' as attribute,
+        cast(users.{{ attribute }} as {{ dbt.type_string() }}) as attribute_value,
+        users.received_at as observed_at
+    from users
+    inner join graph as by_user
+        on
+            by_user.identifier_type = 'user_id'
+            and users.user_id = by_user.identifier_value
+    where users.{{ attribute }} is not null
     {%- endset %}
     {%- do branches.append(branch) %}
     {%- endfor %}
@@ -77,7 +110,7 @@ observed as (
         on
             by_contact.identifier_type = 'crm_id'
             and contacts.contact_id = by_contact.identifier_value
-    where contacts.{{ attribute }} is not null
+    where contacts.{{ attribute }} is not null and not coalesce(contacts.is_deleted, false)
     {%- endset %}
     {%- do branches.append(branch) %}
     {%- endfor %}

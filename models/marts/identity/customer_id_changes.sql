@@ -6,6 +6,8 @@
     The previous build's mapping is kept in `identity_graph__previous_build` (written by this model's
     post-hook, after the comparison).
 -#}
+-- The if/else below chooses between two sets of CTEs, which stay at the left margin like every other CTE.
+-- sqlfluff:indentation:template_blocks_indent:False
 {{ config(
     materialized='incremental',
     on_schema_change='append_new_columns',
@@ -22,14 +24,20 @@ with
 
 current_graph as (
 
-    select identifier_key, customer_id from {{ ref('identity_graph') }}
+    select
+        identifier_key,
+        customer_id
+    from {{ ref('identity_graph') }}
 
 ),
 
 {% if previous is not none %}
 previous_graph as (
 
-    select identifier_key, customer_id from {{ previous }}
+    select
+        identifier_key,
+        customer_id
+    from {{ previous }}
 
 ),
 
@@ -40,20 +48,28 @@ pairs as (
         current_graph.customer_id as new_customer_id,
         count(*) as identifiers_moved
     from previous_graph
-    inner join current_graph on current_graph.identifier_key = previous_graph.identifier_key
+    inner join current_graph on previous_graph.identifier_key = current_graph.identifier_key
     group by previous_graph.customer_id, current_graph.customer_id
 
 ),
 
 fan_out as (
 
-    select old_customer_id, count(*) as new_ids from pairs group by old_customer_id
+    select
+        old_customer_id,
+        count(*) as new_ids
+    from pairs
+    group by old_customer_id
 
 ),
 
 fan_in as (
 
-    select new_customer_id, count(*) as old_ids from pairs group by new_customer_id
+    select
+        new_customer_id,
+        count(*) as old_ids
+    from pairs
+    group by new_customer_id
 
 ),
 
@@ -69,9 +85,9 @@ moved as (
         end as reason,
         pairs.identifiers_moved
     from pairs
-    inner join fan_out on fan_out.old_customer_id = pairs.old_customer_id
-    inner join fan_in on fan_in.new_customer_id = pairs.new_customer_id
-    where pairs.old_customer_id <> pairs.new_customer_id
+    inner join fan_out on pairs.old_customer_id = fan_out.old_customer_id
+    inner join fan_in on pairs.new_customer_id = fan_in.new_customer_id
+    where pairs.old_customer_id != pairs.new_customer_id
 
 ),
 
@@ -83,7 +99,7 @@ removed as (
         'removed' as reason,
         count(*) as identifiers_moved
     from previous_graph
-    where previous_graph.customer_id not in (select old_customer_id from pairs)
+    where previous_graph.customer_id not in (select pairs.old_customer_id from pairs)
     group by previous_graph.customer_id
 
 ),

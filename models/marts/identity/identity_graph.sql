@@ -34,7 +34,7 @@ members as (
         nodes.observation_count,
         nodes.sources
     from clusters
-    inner join nodes on nodes.identifier_key = clusters.identifier_key
+    inner join nodes on clusters.identifier_key = nodes.identifier_key
 
 ),
 
@@ -43,8 +43,8 @@ ranked as (
     select
         members.*,
         row_number() over (
-            partition by cluster_key
-            order by first_seen_at, identifier_rank, identifier_type, identifier_value
+            partition by members.cluster_key
+            order by members.first_seen_at, members.identifier_rank, members.identifier_type, members.identifier_value
         ) as anchor_order
     from members
 
@@ -77,7 +77,7 @@ final as (
         members.identifier_type = anchors.anchor_type
         and members.identifier_value = anchors.anchor_value as is_anchor
     from members
-    inner join anchors on anchors.cluster_key = members.cluster_key
+    inner join anchors on members.cluster_key = anchors.cluster_key
 
 )
 

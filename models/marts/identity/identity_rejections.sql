@@ -58,7 +58,7 @@ hub_rows as (
         || cast(hubs.hub_threshold as {{ dbt.type_string() }}) as detail,
         nodes.observation_count as affected_observations
     from hubs
-    inner join nodes on nodes.identifier_key = hubs.identifier_key
+    inner join nodes on hubs.identifier_key = nodes.identifier_key
 
 ),
 
@@ -67,18 +67,31 @@ cut_rows as (
     {#- Report the weaker side of each cut link as the rejected identifier. -#}
     select
         cut_links.reason,
-        case when node_a.identifier_rank >= node_b.identifier_rank then node_a.identifier_type else node_b.identifier_type end as identifier_type,
-        case when node_a.identifier_rank >= node_b.identifier_rank then node_a.identifier_value else node_b.identifier_value end as identifier_value,
-        case when node_a.identifier_rank >= node_b.identifier_rank then node_b.identifier_type else node_a.identifier_type end as linked_identifier_type,
-        case when node_a.identifier_rank >= node_b.identifier_rank then node_b.identifier_value else node_a.identifier_value end as linked_identifier_value,
+        case
+            when node_a.identifier_rank >= node_b.identifier_rank then node_a.identifier_type
+            else node_b.identifier_type
+        end as identifier_type,
+        case
+            when node_a.identifier_rank >= node_b.identifier_rank then node_a.identifier_value
+            else node_b.identifier_value
+        end as identifier_value,
+        case
+            when node_a.identifier_rank >= node_b.identifier_rank then node_b.identifier_type
+            else node_a.identifier_type
+        end as linked_identifier_type,
+        case
+            when node_a.identifier_rank >= node_b.identifier_rank then node_b.identifier_value
+            else node_a.identifier_value
+        end as linked_identifier_value,
         'link cut, seen on ' || coalesce(links.example_record, 'an override') as detail,
         coalesce(links.record_count, 0) as affected_observations
     from cut_links
-    inner join nodes as node_a on node_a.identifier_key = cut_links.identifier_key_a
-    inner join nodes as node_b on node_b.identifier_key = cut_links.identifier_key_b
+    inner join nodes as node_a on cut_links.identifier_key_a = node_a.identifier_key
+    inner join nodes as node_b on cut_links.identifier_key_b = node_b.identifier_key
     left join links
-        on links.identifier_key_a = cut_links.identifier_key_a
-        and links.identifier_key_b = cut_links.identifier_key_b
+        on
+            cut_links.identifier_key_a = links.identifier_key_a
+            and cut_links.identifier_key_b = links.identifier_key_b
 
 ),
 

@@ -1,8 +1,11 @@
 {#-
     One row per customer: the golden record and the computed traits segments are written on.
-    customer_profiles adds the segments each customer is in.
+    Event aggregates (core and declared traits) come from int_computed_traits, one pass over
+    customer_events; customer_profiles adds the segments each customer is in.
 -#}
 {%- set survivorship = var('cdp_survivorship') %}
+{%- set user_traits = cdp_user_computed_traits() %}
+{{ cdp_check_survivorship() }}
 
 with
 
@@ -12,9 +15,9 @@ graph as (
 
 ),
 
-events as (
+computed as (
 
-    select * from {{ ref('customer_events') }}
+    select * from {{ ref('int_computed_traits') }}
 
 ),
 
@@ -103,66 +106,11 @@ crm_stage as (
 
 ),
 
-activity as (
-
-    select
-        customer_id,
-        min(occurred_at) as first_event_at,
-        max(occurred_at) as last_seen_at,
-        count(case when event_type in ('page', 'track') then 1 end) as web_events,
-        count(case when event_type = 'page' then 1 end) as page_views,
-        count(case when event_type = 'track' and event_name = 'product_added' then 1 end) as products_added,
-        max(case when event_type = 'track' and event_name in ('product_added', 'checkout_started')
-            then occurred_at end) as last_cart_activity_at,
-        count(case when event_type = 'order' and event_name in ('order_completed', 'order_refunded', 'order_partially_refunded') then 1 end) as orders,
-        count(case when event_type = 'order' and event_name = 'order_refunded' then 1 end) as refunded_orders,
-        sum(case when event_type = 'order' and event_name <> 'order_cancelled' then revenue else 0 end) as lifetime_value,
-        min(case when event_type = 'order' and event_name <> 'order_cancelled' then occurred_at end) as first_order_at,
-        max(case when event_type = 'order' and event_name <> 'order_cancelled' then occurred_at end) as last_order_at,
-        count(case when event_name = 'email_delivered' then 1 end) as emails_delivered,
-        count(case when event_name = 'email_open' then 1 end) as email_opens,
-        count(case when event_name = 'email_click' then 1 end) as email_clicks,
-        max(case when event_name = 'email_open' then occurred_at end) as last_email_open_at,
-        count(case when event_name = 'email_bounce' then 1 end) > 0 as has_email_bounced,
-        count(case when event_name in ('email_unsubscribe', 'email_spam_complaint') then 1 end) > 0 as has_unsubscribed
-    from events
-    where customer_id is not null
-    group by customer_id
-
-),
-
 session_counts as (
 
     select customer_id, count(*) as sessions
     from sessions
     where customer_id is not null
-    group by customer_id
-
-),
-
-consent_changes as (
-
-    select
-        customer_id,
-        event_name,
-        row_number() over (
-            partition by customer_id, replace(replace(event_name, '_granted', ''), '_revoked', '')
-            order by occurred_at desc, event_id desc
-        ) as change_rank
-    from events
-    where event_type = 'consent' and customer_id is not null
-
-),
-
-consent as (
-
-    select
-        customer_id,
-        {%- for purpose in var('cdp_consent_purposes') %}
-        max(case when event_name = 'consent_{{ purpose }}_granted' then 1 else 0 end) = 1 as consent_{{ purpose }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from consent_changes
-    where change_rank = 1
     group by customer_id
 
 ),
@@ -178,34 +126,41 @@ joined as (
         {%- for attribute in survivorship %}
         golden.{{ attribute }},
         {%- endfor %}
-        least(customers.first_seen_at, coalesce(activity.first_event_at, customers.first_seen_at)) as first_seen_at,
-        activity.last_seen_at,
+        least(customers.first_seen_at, coalesce(computed.first_event_at, customers.first_seen_at)) as first_seen_at,
+        computed.last_seen_at,
         coalesce(session_counts.sessions, 0) as sessions,
-        coalesce(activity.page_views, 0) as page_views,
-        coalesce(activity.products_added, 0) as products_added,
-        activity.last_cart_activity_at,
-        coalesce(activity.orders, 0) as orders,
-        coalesce(activity.refunded_orders, 0) as refunded_orders,
-        coalesce(activity.lifetime_value, 0) as lifetime_value,
-        case when activity.orders > 0 then activity.lifetime_value / activity.orders end as average_order_value,
-        activity.first_order_at,
-        activity.last_order_at,
-        coalesce(activity.emails_delivered, 0) as emails_delivered,
-        coalesce(activity.email_opens, 0) as email_opens,
-        coalesce(activity.email_clicks, 0) as email_clicks,
-        activity.last_email_open_at,
-        coalesce(activity.has_email_bounced, false) as has_email_bounced,
-        coalesce(activity.has_unsubscribed, false) as has_unsubscribed,
+        coalesce(computed.page_views, 0) as page_views,
+        coalesce(computed.products_added, 0) as products_added,
+        computed.last_cart_activity_at,
+        coalesce(computed.orders, 0) as orders,
+        coalesce(computed.refunded_orders, 0) as refunded_orders,
+        coalesce(computed.lifetime_value, 0) as lifetime_value,
+        case when computed.orders > 0 then computed.lifetime_value / computed.orders end as average_order_value,
+        computed.first_order_at,
+        computed.last_order_at,
+        coalesce(computed.emails_delivered, 0) as emails_delivered,
+        coalesce(computed.email_opens, 0) as email_opens,
+        coalesce(computed.email_clicks, 0) as email_clicks,
+        computed.last_email_open_at,
+        coalesce(computed.email_bounces, 0) > 0 as has_email_bounced,
+        coalesce(computed.email_unsubscribes, 0) > 0 as has_unsubscribed,
         {%- for purpose in var('cdp_consent_purposes') %}
-        coalesce(consent.consent_{{ purpose }}, false) as consent_{{ purpose }},
+        coalesce(computed.consent_{{ purpose }}_change = 'consent_{{ purpose }}_granted', false) as consent_{{ purpose }},
+        {%- endfor %}
+        {%- for trait in user_traits %}
+        {%- set default = cdp_trait_default(trait) %}
+        {%- if default is not none %}
+        coalesce(computed.{{ trait.name }}, {{ default }}) as {{ trait.name }},
+        {%- else %}
+        computed.{{ trait.name }},
+        {%- endif %}
         {%- endfor %}
         crm_stage.crm_lifecycle_stage,
         {{ cdp_as_of() }} as as_of
     from customers
     left join golden on golden.customer_id = customers.customer_id
-    left join activity on activity.customer_id = customers.customer_id
+    left join computed on computed.customer_id = customers.customer_id
     left join session_counts on session_counts.customer_id = customers.customer_id
-    left join consent on consent.customer_id = customers.customer_id
     left join crm_stage on crm_stage.customer_id = customers.customer_id
 
 ),

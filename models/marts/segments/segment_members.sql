@@ -1,8 +1,10 @@
 {#-
     One row per segment and customer, with what syncs need: normalised identifiers and consent.
+    Segments are the models listed in var cdp_segments plus those declared in var cdp_yaml_segments.
     Customers on the suppression list are left out of every segment; var cdp_segment_holdouts holds a
-    deterministic share of a segment out (is_holdout), by a hash of the customer id.
+    deterministic share of a segment out (is_holdout), by a hash of segment name and customer id.
 -#}
+{%- set holdouts = cdp_segment_holdouts() %}
 
 with
 
@@ -14,6 +16,12 @@ with
 ),
 
 {% endfor %}
+declared as (
+
+    select * from {{ ref('declared_segments') }}
+
+),
+
 traits as (
 
     select * from {{ ref('customer_traits') }}
@@ -37,19 +45,28 @@ suppressed as (
     select distinct graph.customer_id
     from suppression
     inner join graph
-        on graph.identifier_type = suppression.identifier_type
-        and graph.identifier_value = suppression.identifier_value
+        on
+            graph.identifier_type = lower(trim(suppression.identifier_type))
+            and graph.identifier_value = case
+                when lower(trim(suppression.identifier_type)) = 'email' then lower(trim(suppression.identifier_value))
+                else trim(suppression.identifier_value)
+            end
 
 ),
 
 memberships as (
 
     {%- for segment in var('cdp_segments') %}
-    select distinct '{{ segment }}' as segment_name, customer_id from {{ segment }}
-    {%- if not loop.last %}
+    select distinct
+        '{{ segment }}' as segment_name,
+        customer_id
+    from {{ segment }}
     union all
-    {%- endif %}
     {%- endfor %}
+    select distinct
+        segment_name,
+        customer_id
+    from declared
 
 ),
 
@@ -71,12 +88,10 @@ final as (
         {%- for purpose in var('cdp_consent_purposes') %}
         traits.consent_{{ purpose }},
         {%- endfor %}
-        {%- set holdouts = var('cdp_segment_holdouts', {}) %}
         {%- if holdouts %}
         case memberships.segment_name
             {%- for segment, share in holdouts.items() %}
-            when '{{ segment }}' then
-                mod(abs({{ cdp_identifier_key("'holdout'", 'memberships.customer_id') }}), 10000) < {{ (share * 10000) | int }}
+            when '{{ segment }}' then {{ cdp_is_holdout('memberships.segment_name', 'memberships.customer_id', share) }}
             {%- endfor %}
             else false
         end as is_holdout
@@ -84,8 +99,8 @@ final as (
         false as is_holdout
         {%- endif %}
     from memberships
-    inner join traits on traits.customer_id = memberships.customer_id
-    where memberships.customer_id not in (select customer_id from suppressed)
+    inner join traits on memberships.customer_id = traits.customer_id
+    where memberships.customer_id not in (select suppressed.customer_id from suppressed)
 
 )
 
