@@ -137,6 +137,12 @@ def _register() -> None:
     from reverse_etl.sync.cli import sync_group
 
     cli.add_command(sync_group, "sync")
+    from reverse_etl.orchestrate_cli import check_command, privacy_group, run_command, schedule_command
+
+    cli.add_command(run_command, "run")
+    cli.add_command(schedule_command, "schedule")
+    cli.add_command(check_command, "check")
+    cli.add_command(privacy_group, "privacy")
     from reverse_etl.destinations.cli import destination_group
 
     cli.add_command(destination_group, "destination")

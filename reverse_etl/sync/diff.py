@@ -197,7 +197,9 @@ def diff_query(config: SyncConfig, source: ResolvedSource, *, only_pending: bool
     Columns: ``__key``, ``__op`` (see DIFF_OPERATIONS), ``__reason`` (why invalid), ``__hash`` (of the
     mapped columns and the mapping itself), ``__payload`` (the fields last delivered, for removals) and
     ``__fields`` (the mapped record as JSON, for adds and changes)."""
-    data_cols = [c for c in config.source_columns() if c not in config.consent_columns()]
+    # Consent columns are read for the filter; those the mapping also sends stay in the row.
+    mapped = config.hashed_columns()
+    data_cols = [c for c in config.source_columns() if c not in config.consent_columns() or c in mapped]
     col_list = ", ".join(quote(c) for c in data_cols)
     hash_args = ", ".join(["?", *(quote(c) for c in config.hashed_columns())])
     consent = (

@@ -139,16 +139,19 @@ class _Prepared:
             else:
                 raw = row["__fields"]
                 fields = json.loads(raw)
+                # Checked here so unsendable records are counted as invalid, never sent; the batch keeps
+                # the mapped fields because send_batch normalises them itself (normalising is not
+                # idempotent: TikTok's output has no "email" for a second pass to find).
                 normalised, reason = self.destination.normalise(fields)
                 if normalised is None:
                     self._invalid(key, self.send_op, reason or "invalid identifier")
                     continue
                 batch = self.buffers.setdefault(self.send_op, Batch(self.send_op))
-                batch.records.append(Record(key, normalised))
+                batch.records.append(Record(key, fields))
                 batch.hashes[key] = row["__hash"]
                 batch.kinds[key] = op
                 if self.keep_payload:  # what removal will need: the fields as delivered
-                    batch.payloads[key] = raw if normalised == fields else _payload_json(normalised)
+                    batch.payloads[key] = raw
                 self.counts[op] += 1
             if len(batch.records) >= self.batch_size:
                 yield self.buffers.pop(batch.operation)
@@ -163,10 +166,6 @@ class _Prepared:
     def take_journal(self) -> list[state.JournalEntry]:
         out, self.journal = self.journal, []
         return out
-
-
-def _payload_json(fields: Mapping[str, Any]) -> str:
-    return json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
 
 
 class SyncRun:

@@ -31,6 +31,7 @@ from reverse_etl.destinations.base import Record, SyncContext
 from reverse_etl.emulators import REGISTRY as EMULATORS
 from reverse_etl.emulators import Emulator, emulator_class
 from reverse_etl.emulators.cli import connection
+from reverse_etl.privacy import effective_purposes
 from reverse_etl.sync import RunSummary, SyncConfig, parse_sync, run_sync
 from reverse_etl.sync.state import load_destination_state
 from reverse_etl.warehouse import MARTS_SCHEMA, Warehouse
@@ -113,7 +114,7 @@ CASES: dict[str, Case] = {
     "meta": Case(
         mode="audience",
         mapping={**EMAIL_FIELDS, "country": "country"},
-        consent=["ads_personalization"],
+        consent=["ads_personalization", "ad_user_data"],
         identity=hashed_email,
         held=lambda em, st, _: em.members(st["audience_id"]),
     ),
@@ -133,14 +134,14 @@ CASES: dict[str, Case] = {
     "tiktok": Case(
         mode="mirror",
         mapping={"email": "email"},
-        consent=["ads_personalization"],
+        consent=["ads_personalization", "ad_user_data"],
         identity=hashed_email_tiktok,
         held=lambda em, st, _: em.members(st["audience_id"]),
     ),
     "linkedin": Case(
         mode="audience",
         mapping={**EMAIL_FIELDS, "country": "country"},
-        consent=["ads_personalization"],
+        consent=["ads_personalization", "ad_user_data"],
         identity=hashed_email,
         held=lambda em, st, _: em.members(st["segment_id"]),
     ),
@@ -325,9 +326,12 @@ def sync_config(
     return parse_sync(data, tmp / f"{sync_name}.yml")
 
 
-def expected(case: Case, rows: list[Row]) -> tuple[set[str], int]:
-    """Identities of the rows a sync must deliver, and how many rows the vendor will refuse."""
-    consented = [r for r in rows if all(r.get(f"consent_{p}") for p in case.consent)]
+def expected(case: Case, config: SyncConfig, rows: list[Row]) -> tuple[set[str], int]:
+    """Identities of the rows a sync must deliver, and how many rows the vendor will refuse. Consent
+    is the sync's purposes plus those its destination needs (ad platforms: see reverse_etl/privacy.py)."""
+    purposes = effective_purposes(config)
+    assert set(case.consent) <= set(purposes)
+    consented = [r for r in rows if all(r.get(f"consent_{p}") for p in purposes)]
     refused = sum(1 for r in consented if case.refused(r))
     return {i for r in consented if not case.refused(r) and (i := case.identity(r)) is not None}, refused
 
@@ -367,7 +371,7 @@ def test_segment_sync_leaves_the_emulator_holding_the_segment(
         "where segment_name = ? and not coalesce(is_holdout, false)",
         [SEGMENT],
     )
-    want, refused = expected(case, members)
+    want, refused = expected(case, config, members)
     assert_ok(summary, refused)
     assert len(want) >= 5, "the demo segment should have sendable members"
     assert summary.delivered == len(want)
@@ -391,7 +395,7 @@ def test_segment_sync_leaves_the_emulator_holding_the_segment(
     changed = sync_config(sync_name, {"table": table}, case, destination, tmp_path)
 
     second = run_sync(changed, wh, project=built)
-    want_after, refused_after = expected(case, segment_rows(wh, table))
+    want_after, refused_after = expected(case, changed, segment_rows(wh, table))
     assert_ok(second, refused_after)
     assert second.removed == len(leaving) + len(revoking)
     assert second.added == 0
@@ -435,7 +439,7 @@ def test_profile_upsert_leaves_the_emulator_holding_every_consented_profile(
     config = sync_config(f"profiles_{name}", {"model": "customer_profiles"}, case, destination, tmp_path)
 
     summary = run_sync(config, wh, project=built)
-    want, refused = expected(case, segment_rows(wh, f"{MARTS_SCHEMA}.customer_profiles"))
+    want, refused = expected(case, config, segment_rows(wh, f"{MARTS_SCHEMA}.customer_profiles"))
     assert_ok(summary, refused)
     assert len(want) > 100
     held = UPSERT_HELD[name](emulator)
