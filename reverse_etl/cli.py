@@ -134,6 +134,10 @@ def _register() -> None:
     from reverse_etl.identity_cli import identity_group
 
     cli.add_command(identity_group)
+    from reverse_etl.profiles_cli import profile_group, segment_group
+
+    cli.add_command(profile_group)
+    cli.add_command(segment_group)
     from reverse_etl.sync.cli import sync_group
 
     cli.add_command(sync_group, "sync")

@@ -215,9 +215,10 @@ class Scheduler:
                     slot, passed[:-1], "the scheduler was not scheduled (machine asleep or overloaded)"
                 )
             slot.queued_for = passed[-1]
-        self._start_queued()
+        self.launch()
 
-    def _start_queued(self) -> None:
+    def launch(self) -> None:
+        """Start queued runs while workers are free (never a second run of a sync that is running)."""
         if self.stop_requested.is_set():
             return
         busy = sum(1 for s in self.slots.values() if s.running)
@@ -328,15 +329,13 @@ class Scheduler:
     ) -> list[Event]:
         """Run until a signal, ``until`` (scheduler clock) or, with ``once``, the first pass's runs end."""
         self.start()
-        self._start_queued()
+        self.launch()
         if once:
             self.drain(float("inf"))
             return self.events
         while not self.stop_requested.is_set():
-            if until is not None and self.clock() >= until:
-                break
             sleep(self.tick)
-            if self.stop_requested.is_set():
+            if self.stop_requested.is_set() or (until is not None and self.clock() >= until):
                 break
             self.step()
         self.drain(self.grace)

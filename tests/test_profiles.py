@@ -30,10 +30,16 @@ VARS = (
     " cdp_segment_priority_lists: {journey: [high_value_customers, registered_customers]}}"
 )
 PROFILES = [
-    "--select", "+customer_profiles", "+segment_membership_history", "+segment_priority_members",
-    "--exclude", "test_type:unit",
-    "--indirect-selection", "cautious",
-    "--vars", VARS,
+    "--select",
+    "+customer_profiles",
+    "+segment_membership_history",
+    "+segment_priority_members",
+    "--exclude",
+    "test_type:unit",
+    "--indirect-selection",
+    "cautious",
+    "--vars",
+    VARS,
 ]
 HOLDOUT_POPULATION = 200
 
@@ -60,23 +66,45 @@ def traits(database: Path, user_id: str) -> dict[str, Any]:
     finally:
         con.close()
     assert len(rows) == 1, f"expected one customer with user_id {user_id}, got {len(rows)}"
-    return dict(zip(names, rows[0]))
+    return dict(zip(names, rows[0], strict=True))
 
 
-def order(order_id: str, user_id: str, status: str, total: float, minute: float, refunded: float = 0.0,
-          updated: float | None = None, **extra: Any) -> dict[str, Any]:
+def order(
+    order_id: str,
+    user_id: str,
+    status: str,
+    total: float,
+    minute: float,
+    refunded: float = 0.0,
+    updated: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
-        "order_id": order_id, "customer_id": user_id, "email": f"{user_id}@mail.org", "status": status,
-        "currency": "EUR", "subtotal": total, "tax": 0, "shipping": 0, "total": total,
-        "refunded_amount": refunded, "created_at": at(minute),
-        "updated_at": at(updated if updated is not None else minute), **extra,
+        "order_id": order_id,
+        "customer_id": user_id,
+        "email": f"{user_id}@mail.org",
+        "status": status,
+        "currency": "EUR",
+        "subtotal": total,
+        "tax": 0,
+        "shipping": 0,
+        "total": total,
+        "refunded_amount": refunded,
+        "created_at": at(minute),
+        "updated_at": at(updated if updated is not None else minute),
+        **extra,
     }
 
 
 def consent(event_id: str, kind: str, value: str, purpose: str, status: str, minute: float) -> dict[str, Any]:
     return {
-        "consent_event_id": event_id, "identifier_type": kind, "identifier": value, "purpose": purpose,
-        "status": status, "occurred_at": at(minute), "source": "preference_center",
+        "consent_event_id": event_id,
+        "identifier_type": kind,
+        "identifier": value,
+        "purpose": purpose,
+        "status": status,
+        "occurred_at": at(minute),
+        "source": "preference_center",
     }
 
 
@@ -90,30 +118,58 @@ class World:
 def write_first_state(raw: RawData) -> None:
     # Survivorship: CRM is trusted most for names, the latest value wins for email and city, the most
     # frequent for country. A deleted CRM contact supplies nothing.
-    raw.insert("crm.contacts", [
-        {"contact_id": "C00000001", "user_id": "u-sam", "email": "sam@crm.org", "first_name": "Samuel",
-         "last_name": "Crm", "company": "Acme", "city": "Leeds", "country": "GB", "created_at": at(-1000),
-         "updated_at": at(-1000), "is_deleted": False},
-        {"contact_id": "C00000002", "user_id": "u-sam", "first_name": "Deleted", "created_at": at(0),
-         "updated_at": at(0), "is_deleted": True},
-    ])
-    raw.insert("segment.users", [
-        {"id": "u-sam", "first_name": "Sam", "email": "sam@users.org", "received_at": at(-500)},
-    ])
+    raw.insert(
+        "crm.contacts",
+        [
+            {
+                "contact_id": "C00000001",
+                "user_id": "u-sam",
+                "email": "sam@crm.org",
+                "first_name": "Samuel",
+                "last_name": "Crm",
+                "company": "Acme",
+                "city": "Leeds",
+                "country": "GB",
+                "created_at": at(-1000),
+                "updated_at": at(-1000),
+                "is_deleted": False,
+            },
+            {
+                "contact_id": "C00000002",
+                "user_id": "u-sam",
+                "first_name": "Deleted",
+                "created_at": at(0),
+                "updated_at": at(0),
+                "is_deleted": True,
+            },
+        ],
+    )
+    raw.insert(
+        "segment.users",
+        [
+            {"id": "u-sam", "first_name": "Sam", "email": "sam@users.org", "received_at": at(-500)},
+        ],
+    )
     raw.identify(100, user_id="u-sam", email="sam@new.org", first_name="Sammy")
-    raw.insert("shop.orders", [
-        order("S1", "u-sam", "completed", 20, -200, shipping_city="Paris", shipping_country="FR"),
-        order("S2", "u-sam", "completed", 20, -100, shipping_city="Paris", shipping_country="FR"),
-    ])
+    raw.insert(
+        "shop.orders",
+        [
+            order("S1", "u-sam", "completed", 20, -200, shipping_city="Paris", shipping_country="FR"),
+            order("S2", "u-sam", "completed", 20, -100, shipping_city="Paris", shipping_country="FR"),
+        ],
+    )
     # Refunds: net of refunds, cancelled and pending orders never count.
-    raw.insert("shop.orders", [
-        order("R1", "u-rita", "completed", 100, 10),
-        order("R2", "u-rita", "partially_refunded", 80, 20, refunded=30),
-        order("R3", "u-rita", "refunded", 60, 30, refunded=60),
-        order("R4", "u-rita", "cancelled", 500, 40),
-        order("R5", "u-rita", "pending", 70, 50),
-        order("V1", "u-vic", "completed", 600, 60),
-    ])
+    raw.insert(
+        "shop.orders",
+        [
+            order("R1", "u-rita", "completed", 100, 10),
+            order("R2", "u-rita", "partially_refunded", 80, 20, refunded=30),
+            order("R3", "u-rita", "refunded", 60, 30, refunded=60),
+            order("R4", "u-rita", "cancelled", 500, 40),
+            order("R5", "u-rita", "pending", 70, 50),
+            order("V1", "u-vic", "completed", 600, 60),
+        ],
+    )
     # Sessions: two devices of one customer, a session across midnight (23:50 -> 00:10), then a gap.
     raw.identify(0, anonymous_id="max-laptop", user_id="u-max")
     raw.identify(1, anonymous_id="max-phone", user_id="u-max")
@@ -127,17 +183,22 @@ def write_first_state(raw: RawData) -> None:
     raw.page(60, anonymous_id="drifter")
     # Consent per purpose, keyed by different identifiers of one customer: the latest change wins.
     raw.identify(0, anonymous_id="cara-dev", user_id="u-cara", email="cara@mail.org")
-    raw.insert("consent.consent_events", [
-        consent("k1", "email", "Cara@Mail.org", "email_marketing", "granted", 10),
-        consent("k2", "user_id", "u-cara", "email_marketing", "revoked", 20),
-        consent("k3", "anonymous_id", "cara-dev", "analytics", "revoked", 10),
-        consent("k4", "anonymous_id", "cara-dev", "analytics", "granted", 30),
-        consent("k5", "user_id", "u-cara", "ads_personalization", "granted", 10),
-    ])
+    raw.insert(
+        "consent.consent_events",
+        [
+            consent("k1", "email", "Cara@Mail.org", "email_marketing", "granted", 10),
+            consent("k2", "user_id", "u-cara", "email_marketing", "revoked", 20),
+            consent("k3", "anonymous_id", "cara-dev", "analytics", "revoked", 10),
+            consent("k4", "anonymous_id", "cara-dev", "analytics", "granted", 30),
+            consent("k5", "user_id", "u-cara", "ads_personalization", "granted", 10),
+        ],
+    )
     # Windows (as_of is 2026-03-10): page_views_30d counts two of four views; first-touch source.
     for when, source in [
-        (datetime(2026, 1, 1), "newsletter"), (datetime(2026, 2, 20), "google"),
-        (datetime(2026, 3, 5), "google"), (datetime(2026, 3, 12), None),
+        (datetime(2026, 1, 1), "newsletter"),
+        (datetime(2026, 2, 20), "google"),
+        (datetime(2026, 3, 5), "google"),
+        (datetime(2026, 3, 12), None),
     ]:
         raw.page(minutes(when), user_id="u-wendy", context_campaign_source=source)
     # A population for the holdout split.
@@ -146,17 +207,22 @@ def write_first_state(raw: RawData) -> None:
 
 
 def write_changes(raw: RawData) -> None:
-    raw.insert("shop.orders", [
-        order("V1", "u-vic", "refunded", 600, 60, refunded=600, updated=2000),  # vic's order refunded
-        order("R6", "u-rita", "completed", 400, 2000),  # rita reaches high value
-    ])
+    raw.insert(
+        "shop.orders",
+        [
+            order("V1", "u-vic", "refunded", 600, 60, refunded=600, updated=2000),  # vic's order refunded
+            order("R6", "u-rita", "completed", 400, 2000),  # rita reaches high value
+        ],
+    )
     raw.identify(2000, user_id="u-nina", email="nina@mail.org")  # a new sign-up
     # Suppressed by email, written as people type it: trimmed and lower-cased before matching.
-    raw.execute("insert into seeds.suppression_list values ('email', ' SAM@New.org ', 'asked to be forgotten')")
+    raw.execute(
+        "insert into seeds.suppression_list values ('email', ' SAM@New.org ', 'asked to be forgotten')"
+    )
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> World:
+@pytest.fixture(scope="session", name="world")
+def world_fixture(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> World:
     """The warehouse after a first and a second build (copies of each)."""
     work = tmp_path_factory.mktemp("profiles")
     db = work / "cdp.duckdb"
@@ -249,9 +315,17 @@ def test_profiles_list_segments_without_holdouts(world: World) -> None:
 
 def test_computed_trait_unit_tests_pass(world: World, dbt_target: Path) -> None:
     result = run_dbt(
-        ["test", "--target-path", str(dbt_target), "--select", "int_computed_traits,test_type:unit",
-         "--vars", VARS],
-        project=PROJECT, database=world.first,
+        [
+            "test",
+            "--target-path",
+            str(dbt_target),
+            "--select",
+            "int_computed_traits,test_type:unit",
+            "--vars",
+            VARS,
+        ],
+        project=PROJECT,
+        database=world.first,
     )
     assert result.success, result.failures
     assert "unit" in " ".join(result.command) and not result.failures
@@ -260,22 +334,71 @@ def test_computed_trait_unit_tests_pass(world: World, dbt_target: Path) -> None:
 @pytest.mark.parametrize(
     ("traits_yaml", "message"),
     [
-        ("[{name: orders_90d, aggregation: total, event_type: order}]",
-         "trait 'orders_90d': aggregation 'total' is not supported; use one of count, sum"),
-        ("[{name: spend, aggregation: sum, column: revnue}]",
-         "trait 'spend': column 'revnue' is not a column of customer_events"),
-        ("[{name: orders, aggregation: count}]",
-         "trait 'orders': name 'orders' is already a customer_traits column"),
-        ("[{name: views, aggregation: count, window: 30}]",
-         "trait 'views': unknown key 'window'; allowed keys:"),
+        (
+            "[{name: orders_90d, aggregation: total, event_type: order}]",
+            "trait 'orders_90d': aggregation 'total' is not supported; use one of count, sum",
+        ),
+        (
+            "[{name: spend, aggregation: sum, column: revnue}]",
+            "trait 'spend': column 'revnue' is not a column of customer_events",
+        ),
+        (
+            "[{name: views, aggregation: count, window: 30}]",
+            "trait 'views': unknown key 'window'; allowed keys:",
+        ),
     ],
 )
 def test_bad_trait_declarations_stop_the_parse_with_the_fix(
     traits_yaml: str, message: str, tmp_path: Path
 ) -> None:
     result = run_dbt(
-        ["parse", "--target-path", str(tmp_path / "target"), "--vars", f"{{cdp_computed_traits: {traits_yaml}}}"],
-        project=PROJECT, database=tmp_path / "unused.duckdb",
+        [
+            "parse",
+            "--target-path",
+            str(tmp_path / "target"),
+            "--vars",
+            f"{{cdp_computed_traits: {traits_yaml}}}",
+        ],
+        project=PROJECT,
+        database=tmp_path / "unused.duckdb",
     )
     assert not result.success
     assert message in (result.exception or "")
+
+
+def cdp(world: World, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """Run `cdp` on the second build's warehouse, with that build's manifest."""
+    from click.testing import CliRunner
+
+    from reverse_etl.cli import cli
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(world.manifest_dir))
+    result = CliRunner().invoke(cli, ["--project-dir", str(PROJECT), "--database", str(world.second), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_cli_profile_show_masks_pii_unless_asked(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = cdp(world, monkeypatch, "profile", "show", "SAM@new.org ", "--events", "2")
+    sam = traits(world.second, "u-sam")["customer_id"]
+    assert f"customer {sam}" in out
+    assert "s***@new.org" in out and "sam@new.org" not in out and "Samuel" not in out
+    assert "S***" in out  # the first name, masked
+    assert "lifetime_value" in out and "first_touch_utm_source" in out
+    latest = [line.split()[2] for line in out.split("Latest 2 events:")[1].splitlines()[3:] if line.strip()]
+    assert latest == ["identify", "order_completed"]  # newest first: the identify, then the later order
+    shown = cdp(world, monkeypatch, "profile", "show", "u-rita", "--show-pii")
+    assert "u-rita@mail.org" in shown and "high_value_customers" in shown
+
+
+def test_cli_profile_show_unknown_identifier_says_so(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from reverse_etl.cli import cli
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(world.manifest_dir))
+    result = CliRunner().invoke(
+        cli, ["--database", str(world.second), "profile", "show", "nobody@nowhere.org"]
+    )
+    assert result.exit_code != 0
+    assert "no identifier 'nobody@nowhere.org'" in result.output

@@ -8,12 +8,13 @@
 
     edges_sql: a query with bigint columns `node_a`, `node_b`.
     prefix:    name prefix for scratch tables (schema-qualified).
-    Returns a dict: `table` (node_key, component_key for every node in an edge) and `rounds`.
+    Returns a dict: `table` (node, rep for every node in an edge; the caller drops it) and `rounds`.
 -#}
 {% macro cdp_connected_components(edges_sql, prefix, max_rounds=60) %}
     {% set ns = namespace(rounds=0, edges=prefix ~ '__cc_e0') %}
+    {#- No distinct here: a repeated edge costs a row in the first round, the contraction dedupes it. -#}
     {{ cdp_scratch_table(ns.edges,
-        "select distinct least(node_a, node_b) as node_a, greatest(node_a, node_b) as node_b
+        "select least(node_a, node_b) as node_a, greatest(node_a, node_b) as node_b
          from (" ~ edges_sql ~ ") as e where node_a <> node_b and node_a is not null and node_b is not null") }}
     {% for round in range(max_rounds) %}
         {% set remaining = run_query('select count(*) from ' ~ ns.edges).columns[0].values()[0] %}

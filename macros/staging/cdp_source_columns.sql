@@ -17,7 +17,7 @@
             database=sources[0].database, schema=sources[0].schema, identifier=sources[0].identifier)) }}
     {%- endif -%}
     {{ return(api.Relation.create(
-        database=var('cdp_' ~ source_name ~ '_database', none) or target.database,
+        database=var('cdp_' ~ source_name ~ '_database', none) or target.database or none,
         schema=var('cdp_' ~ source_name ~ '_schema', source_name),
         identifier=var('cdp_' ~ source_name ~ '_' ~ table_name ~ '_identifier', table_name))) }}
 {%- endmacro %}

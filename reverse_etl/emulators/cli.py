@@ -10,6 +10,7 @@ emulator; the demo-sync tests use it too, so what is printed is what is tested.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,8 +100,11 @@ def request_line(number: int, request: Request, response: Response, seconds: flo
     payload = response.raw if response.raw is not None else b""
     detail = ""
     if response.status >= 400:
-        body = response.body if response.raw is None else payload.decode("utf-8", "replace")
-        detail = "  " + " ".join(str(body).split())[:120]
+        if response.raw is None:
+            body = json.dumps(response.body, separators=(",", ":"), default=str)
+        else:
+            body = payload.decode("utf-8", "replace")
+        detail = "  " + " ".join(body.split())[:120]
     return (
         f"{time.strftime('%H:%M:%S')}  #{number:<4} {request.method:<6} {request.path}  -> {response.status}"
         f"  ({len(request.body):,} B in, {seconds * 1000:.0f} ms){detail}"

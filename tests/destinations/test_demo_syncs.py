@@ -29,10 +29,11 @@ from reverse_etl.destinations import destination_class
 from reverse_etl.destinations import hashing as h
 from reverse_etl.destinations.base import Record, SyncContext
 from reverse_etl.emulators import REGISTRY as EMULATORS
-from reverse_etl.emulators import Emulator, emulator_class
+from reverse_etl.emulators import Emulator, FaultConfig, emulator_class
 from reverse_etl.emulators.cli import connection
 from reverse_etl.privacy import effective_purposes
-from reverse_etl.sync import RunSummary, SyncConfig, parse_sync, run_sync
+from reverse_etl.project import syncs_dir
+from reverse_etl.sync import RunSummary, SyncConfig, load_syncs, parse_sync, plan_sync, run_sync
 from reverse_etl.sync.state import load_destination_state
 from reverse_etl.warehouse import MARTS_SCHEMA, Warehouse
 
@@ -261,7 +262,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     database = root / "cdp.duckdb"
     generate(database, CUSTOMERS)
     result = run_dbt(
-        ["build", "--target-path", str(root / "target"), "--exclude", "test_type:unit"],
+        # Own target and log paths: partial parsing and log rotation never meet another build's. The
+        # models' own tests run elsewhere; here they would only double the module's time.
+        ["build", "--target-path", str(root / "target"), "--log-path", str(root / "logs")]
+        + ["--exclude", "resource_type:test"],
         project=PROJECT,
         database=database,
         quiet=True,
@@ -398,8 +402,7 @@ def test_segment_sync_leaves_the_emulator_holding_the_segment(
     want_after, refused_after = expected(case, changed, segment_rows(wh, table))
     assert_ok(second, refused_after)
     assert second.removed == len(leaving) + len(revoking)
-    assert second.added == 0
-    assert second.changed == refused_after  # refused rows stay pending and are sent again
+    assert second.added + second.changed == refused_after  # refused rows stay pending: sent again
     held_after = case.held(emulator, load_destination_state(wh, sync_name), tmp_path)
     assert held_after == want_after
     assert held_after == want - {
@@ -447,6 +450,76 @@ def test_profile_upsert_leaves_the_emulator_holding_every_consented_profile(
     assert held == want
     again = run_sync(config, wh, project=built)
     assert again.delivered == 0 and again.rejected == refused  # only the refused rows are retried
+
+
+# -- the example sync files --------------------------------------------------------------------------
+
+EXAMPLES = PROJECT / "syncs" / "examples"
+# Plausible values for the secrets the examples name; planning sends nothing.
+DUMMY_SECRETS = {"webhook_url": "https://hooks.slack.com/services/T0/B0/XXXX", "api_key": "key-us6"}
+
+
+def test_examples_are_not_project_syncs() -> None:
+    """Examples live in a sub-folder that `cdp sync` does not read."""
+    syncs, errors = load_syncs(syncs_dir(PROJECT))
+    assert syncs, "the project's own syncs should load"
+    for config in syncs.values():
+        assert config.path.parent == syncs_dir(PROJECT)
+    assert not any(e.path and EXAMPLES in e.path.parents for e in errors)
+
+
+def test_every_vendor_has_an_example_that_plans_on_the_demo_warehouse(
+    built: Path, wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples, errors = load_syncs(EXAMPLES)
+    assert [str(e) for e in errors] == []
+    assert {c.destination.type for c in examples.values()} == set(DESTINATIONS) - {"webhook", "files"}
+    for name, config in sorted(examples.items()):
+        assert config.description and config.schedule, f"{name}: say what it is for and when it runs"
+        cls = destination_class(config.destination.type)
+        for spec in cls.settings_spec:
+            if spec.secret and spec.name in config.destination.settings:
+                monkeypatch.setenv(config.destination.settings[spec.name], DUMMY_SECRETS.get(spec.name, "x"))
+        plan = plan_sync(config, wh, project=built)  # the source and every mapped column exist
+        assert plan.counts["add"] > 0 and plan.requests, name
+        reasons = set(plan.invalid_reasons)
+        assert not reasons & {"duplicate primary key", "null primary key"}, (name, reasons)
+
+
+# -- run alerts through the Slack destination ---------------------------------------------------------
+
+
+def test_slack_alerts_wait_out_a_throttle_and_name_a_dead_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reverse_etl.emulators.slack import SlackEmulator
+    from reverse_etl.sync.alerts import post_slack
+
+    with SlackEmulator(FaultConfig(throttle_every=1, retry_after=0.25)) as em:
+        link = connection("slack", em)
+        for variable, value in link.env.items():
+            monkeypatch.setenv(variable, value)
+        url = em.base_url + "/services/" + link.env[link.settings["webhook_url"]].split("/services/")[1]
+        monkeypatch.setenv("T_ALERT_URL", url)
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:  # Slack's wait is honoured; then the throttle is over
+            waits.append(seconds)
+            em.faults = FaultConfig()
+
+        assert post_slack("T_ALERT_URL", "sync x failed: boom", sleep=sleep) is None
+        assert waits == [0.25]
+        assert [m["text"] for m in em.messages()] == ["sync x failed: boom"]
+
+        em.faults = FaultConfig(throttle_every=1, retry_after=600)  # too long to wait after a run
+        problem = post_slack("T_ALERT_URL", "again", sleep=sleep)
+        assert problem and "after 1 attempt" in problem and "429" in problem
+
+        em.faults = FaultConfig()
+        em.archive()
+        problem = post_slack("T_ALERT_URL", "again", sleep=sleep)
+        assert problem and "channel_is_archived" in problem and url not in problem
+    assert (
+        post_slack("T_UNSET_URL", "x") == "slack alert not sent: environment variable T_UNSET_URL is not set"
+    )
 
 
 # -- the CLI ----------------------------------------------------------------------------------------
@@ -528,7 +601,7 @@ def test_emulate_webhook_receives_one_signed_request(monkeypatch: pytest.MonkeyP
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    lines = [line for line in out.splitlines() if "POST /webhook" in line]
+    lines = [line for line in out.splitlines() if re.search(r"POST +/webhook", line)]
     assert len(lines) == 2, out
     assert "-> 200" in lines[0] and "-> 401" in lines[1]
     assert "stopped after 2 request(s)" in out  # and the process ended by itself

@@ -40,7 +40,7 @@ renamed as (
         cast(tax as {{ dbt.type_numeric() }}) as tax,
         cast(shipping as {{ dbt.type_numeric() }}) as shipping,
         cast(total as {{ dbt.type_numeric() }}) as total,
-        coalesce(cast(refunded_amount as {{ dbt.type_numeric() }}), 0) as refunded_amount,
+        cast(coalesce(refunded_amount, 0) as {{ dbt.type_numeric() }}) as refunded_amount,
         {{ cdp_clean_identifier('shipping_address_line1') }} as shipping_address_line1,
         {{ cdp_clean_identifier('shipping_city') }} as shipping_city,
         {{ cdp_clean_identifier('shipping_postal_code') }} as shipping_postal_code,
