@@ -351,15 +351,23 @@ def postgres_available() -> str | None:
 # -- Spark --------------------------------------------------------------------------------------------
 
 
-def spark_conf(warehouse_dir: str | os.PathLike[str], driver_memory: str = "2g") -> dict[str, str]:
+def spark_conf(
+    warehouse_dir: str | os.PathLike[str], driver_memory: str = "2g", catalog: str = "hive"
+) -> dict[str, str]:
     """Settings for a local Spark session: the same ones the engines profile passes to dbt-spark (the
-    session is made once per process, so whoever starts it first must use these)."""
+    session is made once per process, so whoever starts it first must use these). ``catalog`` is
+    ``hive`` (a Derby metastore under ``warehouse_dir``: tables outlive the process, so a later ``dbt``
+    run sees them) or ``in-memory`` (faster to start; tables live as long as the process)."""
+    if catalog not in ("hive", "in-memory"):
+        raise EngineError(f"spark catalog {catalog!r}: use hive or in-memory")
     root = Path(warehouse_dir).resolve()
     return {
         "spark.master": "local[2]",
         "spark.app.name": "cdp",
         "spark.driver.memory": driver_memory,
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.catalogImplementation": catalog,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.sql.adaptive.enabled": "true",
@@ -370,15 +378,17 @@ def spark_conf(warehouse_dir: str | os.PathLike[str], driver_memory: str = "2g")
     }
 
 
-def spark_session(warehouse_dir: str | os.PathLike[str], driver_memory: str = "2g") -> SparkSession:
-    """The process's Spark session, with a Hive metastore (Derby) and tables under ``warehouse_dir``."""
+def spark_session(
+    warehouse_dir: str | os.PathLike[str], driver_memory: str = "2g", catalog: str = "hive"
+) -> SparkSession:
+    """The process's Spark session, with its tables (and Hive metastore) under ``warehouse_dir``."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EngineError("Spark needs pyspark: pip install -e '.[spark]'") from exc
     Path(warehouse_dir).mkdir(parents=True, exist_ok=True)
-    builder = SparkSession.builder.enableHiveSupport()
-    for key, value in spark_conf(warehouse_dir, driver_memory).items():
+    builder = SparkSession.builder
+    for key, value in spark_conf(warehouse_dir, driver_memory, catalog).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
@@ -419,7 +429,9 @@ def load_spark(
                 frame.write.format("parquet").mode("overwrite").saveAsTable(
                     f"`{table.schema}`.`{table.name}`"
                 )
-                loaded[table.qualified] = spark.table(f"`{table.schema}`.`{table.name}`").count()
+                loaded[table.qualified] = int(
+                    src.execute(f'select count(*) from "{table.schema}"."{table.name}"').fetchone()[0]
+                )
     finally:
         src.close()
     return loaded

@@ -114,7 +114,7 @@ def exposures(
                 "maturity": "high" if config.schedule else "medium",
                 "description": description,
                 "depends_on": depends_on(config, lineage),
-                "owner": sync_owner(config) or fallback,
+                "owner": sync_owner(config) or dict(fallback),
                 "meta": meta,
             }
         )

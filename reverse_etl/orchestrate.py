@@ -10,6 +10,7 @@ against a sync (they keep their previous build).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reverse_etl.dbt import DbtResult, run_dbt
-from reverse_etl.sync.config import SyncConfig, SyncConfigError, load_syncs
+from reverse_etl.sync.config import SourceConfig, SyncConfig, SyncConfigError, load_syncs
 from reverse_etl.sync.engine import RunSummary
 
 # dbt statuses that mean a node did not do its job in this build.
@@ -213,6 +214,18 @@ def select_syncs(directory: Path, names: Iterable[str] = ()) -> tuple[list[SyncC
     return chosen, []
 
 
+def pinned(config: SyncConfig, lineage: Lineage | None) -> SyncConfig:
+    """A model source pinned to the relation this build's manifest gives it (the engine would read
+    ``<project>/target``, which is not where this build wrote when ``--target-path`` moved it)."""
+    if lineage is None or config.source.kind != "model":
+        return config
+    node = lineage.source_node(config)
+    if node is None:
+        return config
+    relation = f"{node['schema']}.{node.get('alias') or node['name']}"
+    return dataclasses.replace(config, source=SourceConfig("table", relation))
+
+
 def run_one_sync(config: SyncConfig, project: Path, database: Path) -> SyncOutcome:
     """Run one sync under its lock; problems become an outcome, never an exception."""
     from reverse_etl.destinations.base import ConfigError
@@ -283,7 +296,7 @@ def run_pipeline(
             say(f"sync {config.name}: skipped: {reason}")
             continue
         say(f"sync {config.name}: running")
-        outcome = run_one_sync(config, project, database)
+        outcome = run_one_sync(pinned(config, lineage), project, database)
         result.outcomes.append(outcome)
         say(f"sync {config.name}: {outcome.status}" + (f": {outcome.reason}" if outcome.reason else ""))
     result.seconds = round(time.monotonic() - t0, 1)

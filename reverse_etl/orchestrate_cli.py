@@ -87,9 +87,6 @@ def run_command(obj: Any, sync_names: tuple[str, ...], dbt_args: tuple[str, ...]
     show_default=True,
     help="Seconds runs get to finish at shutdown.",
 )
-@click.option(
-    "--max-parallel", type=click.IntRange(1), default=1, show_default=True, help="Syncs running at once."
-)
 @click.pass_obj
 def schedule_command(
     obj: Any,
@@ -98,7 +95,6 @@ def schedule_command(
     until: str | None,
     tick: float,
     grace: float,
-    max_parallel: int,
 ) -> None:
     """Run syncs on their `schedule` crons (UTC), in the foreground, until SIGTERM/SIGINT.
 
@@ -132,7 +128,6 @@ def schedule_command(
         scheduled,
         tick=tick,
         grace=grace,
-        max_parallel=max_parallel,
         say=click.echo,
     )
     scheduler.install_signal_handlers()

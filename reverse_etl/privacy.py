@@ -177,17 +177,19 @@ def _normalise(value: str, identifier_type: str | None) -> str:
     return text
 
 
-def _resolve(wh: Warehouse, value: str, identifier_type: str | None) -> list[dict[str, Any]]:
-    """identity_graph rows of the customer(s) the identifier belongs to. Exact matches only: an erasure
-    must never reach the wrong person through a fuzzy match."""
+def _resolve(
+    wh: Warehouse, value: str, identifier_type: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """identity_graph rows of the customer the identifier belongs to, and the type it matched as.
+    Exact matches only: an erasure must never reach the wrong person through a fuzzy match."""
     if not wh.relation_exists(MARTS_SCHEMA, "identity_graph"):
-        return []
+        return [], None
     graph = f"{MARTS_SCHEMA}.identity_graph"
     text = value.strip()
     if identifier_type in (None, "customer_id"):
         rows = wh.query(f"select * from {graph} where customer_id = ?", [text])
         if rows or identifier_type == "customer_id":
-            return rows
+            return rows, "customer_id"
     candidates = list(dict.fromkeys([text, text.lower(), _normalise(text, identifier_type)]))
     if identifier_type is None and len(re.sub(r"\D", "", text)) >= 7 and "@" not in text:
         candidates.append(_normalise(text, "phone"))
@@ -207,8 +209,9 @@ def _resolve(wh: Warehouse, value: str, identifier_type: str | None) -> list[dic
             "identifier you mean, or give the customer_id"
         )
     if not customers:
-        return []
-    return wh.query(f"select * from {graph} where customer_id = ?", [customers[0]])
+        return [], None
+    matched = sorted(h["identifier_type"] for h in hits)[0]
+    return wh.query(f"select * from {graph} where customer_id = ?", [customers[0]]), matched
 
 
 def _previous_ids(wh: Warehouse, customer_id: str) -> list[str]:
@@ -242,7 +245,7 @@ def forget(
     if not value or not value.strip():
         raise PrivacyError("give the identifier to forget (an email, phone, user_id, ... or a customer_id)")
     ensure_schema(wh)
-    rows = _resolve(wh, value, identifier_type)
+    rows, matched = _resolve(wh, value, identifier_type)
     warnings: list[str] = []
     pairs: list[tuple[str, str]]
     customer_id: str | None
@@ -250,9 +253,7 @@ def forget(
         customer_id = rows[0]["customer_id"]
         pairs = [(r["identifier_type"], r["identifier_value"]) for r in rows]
         pairs += [("customer_id", cid) for cid in [customer_id, *_previous_ids(wh, customer_id)]]
-        lookup_type = identifier_type or next(
-            (t for t, v in pairs if v in (value.strip(), value.strip().lower())), "customer_id"
-        )
+        lookup_type = matched or "customer_id"
     else:
         if not identifier_type:
             where = (

@@ -14,7 +14,9 @@ Rules:
   stop sending (in-flight batches are committed; the rest is sent by the next run). A second signal
   stops them at once. The engine's state is crash-safe either way.
 
-Runs go on worker threads, at most ``max_parallel`` at a time (default 1: DuckDB has one writer).
+Runs go on a worker thread, one at a time: DuckDB has one writer, and the sync engine's schema set-up
+conflicts with itself in concurrent transactions. A long run delays the others: they run late, and a
+sync whose next due time passes while it waits is reported missed.
 """
 
 from __future__ import annotations
@@ -101,7 +103,6 @@ class Scheduler:
         *,
         tick: float = 5.0,
         grace: float = 30.0,
-        max_parallel: int = 1,
         clock: Callable[[], datetime] = utcnow,
         say: Callable[[str], None] | None = None,
     ) -> None:
@@ -110,7 +111,6 @@ class Scheduler:
         self.configs = [c for c in configs if c.schedule]
         self.tick = tick
         self.grace = grace
-        self.max_parallel = max(1, max_parallel)
         self.clock = clock
         self.say = say or log.info
         self.events: list[Event] = []
@@ -118,6 +118,7 @@ class Scheduler:
         self.abort_requested = threading.Event()
         self.slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
+        self._previous_handlers: dict[int, Any] = {}
 
     # -- events and alerts ---------------------------------------------------------------------------
 
@@ -218,25 +219,23 @@ class Scheduler:
         self.launch()
 
     def launch(self) -> None:
-        """Start queued runs while workers are free (never a second run of a sync that is running)."""
-        if self.stop_requested.is_set():
+        """Start the longest-waiting queued run, unless a run is going (one at a time) or stopping."""
+        if self.stop_requested.is_set() or self.running():
             return
-        busy = sum(1 for s in self.slots.values() if s.running)
-        for slot in sorted(self.slots.values(), key=lambda s: s.queued_for or datetime.max):
-            if slot.queued_for is None or slot.running:
-                continue
-            if busy >= self.max_parallel:
-                break
-            scheduled_for, slot.queued_for = slot.queued_for, None
-            slot.started_at = self.clock()
-            slot.thread = threading.Thread(
-                target=self._run,
-                args=(slot, scheduled_for),
-                name=f"cdp-schedule-{slot.config.name}",
-                daemon=True,
-            )
-            slot.thread.start()
-            busy += 1
+        queued = [s for s in self.slots.values() if s.queued_for is not None]
+        if not queued:
+            return
+        slot = min(queued, key=lambda s: (s.queued_for, s.config.name))
+        assert slot.queued_for is not None
+        scheduled_for, slot.queued_for = slot.queued_for, None
+        slot.started_at = self.clock()
+        slot.thread = threading.Thread(
+            target=self._run,
+            args=(slot, scheduled_for),
+            name=f"cdp-schedule-{slot.config.name}",
+            daemon=True,
+        )
+        slot.thread.start()
 
     def _run(self, slot: _Slot, scheduled_for: datetime) -> None:
         from reverse_etl.destinations.base import ConfigError
@@ -293,8 +292,13 @@ class Scheduler:
                 self.say(f"signal {signum}: no new runs; waiting up to {self.grace:.0f}s for running syncs")
             self.stop_requested.set()
 
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous_handlers[signum] = signal.signal(signum, handle)
+
+    def restore_signal_handlers(self) -> None:
+        for signum, previous in self._previous_handlers.items():
+            signal.signal(signum, previous)
+        self._previous_handlers.clear()
 
     def _abort_runs(self) -> None:
         self.abort_requested.set()
@@ -328,10 +332,20 @@ class Scheduler:
         sleep: Callable[[float], None] = time.sleep,
     ) -> list[Event]:
         """Run until a signal, ``until`` (scheduler clock) or, with ``once``, the first pass's runs end."""
+        try:
+            return self._serve(once, until, sleep)
+        finally:
+            self.restore_signal_handlers()
+
+    def _serve(self, once: bool, until: datetime | None, sleep: Callable[[float], None]) -> list[Event]:
         self.start()
         self.launch()
         if once:
-            self.drain(float("inf"))
+            while self.running():
+                for slot in self.slots.values():
+                    if slot.thread is not None:
+                        slot.thread.join()
+                self.launch()
             return self.events
         while not self.stop_requested.is_set():
             sleep(self.tick)

@@ -17,7 +17,11 @@ def dbt_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def dbt_build(database: Path, target: Path, *args: str, project: Path = PROJECT) -> DbtResult:
     """`dbt build` on a test warehouse; fails the test with dbt's own messages when it fails."""
-    result = run_dbt(["build", "--target-path", str(target), *args], project=project, database=database)
+    result = run_dbt(
+        ["build", "--target-path", str(target), "--log-path", str(target / "logs"), *args],
+        project=project,
+        database=database,
+    )
     if not result.success:
         pytest.fail("dbt build failed:\n" + "\n".join(result.failures) + f"\n{result.exception or ''}")
     return result

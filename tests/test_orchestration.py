@@ -4,7 +4,9 @@ builds and loopback HTTP receivers (the webhook emulator, and a plain JSON recei
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -135,7 +137,9 @@ SCHEDULED = {"schedule": "* * * * *", "alerts": {"on_failure": True, "webhook_ur
 def test_due_times_are_the_cron_times_in_the_window() -> None:
     start = datetime(2026, 5, 1, 12, 0, 30)
     assert due_times("*/15 * * * *", start, start + timedelta(hours=1)) == [
-        datetime(2026, 5, 1, 12, 15), datetime(2026, 5, 1, 12, 30), datetime(2026, 5, 1, 12, 45),
+        datetime(2026, 5, 1, 12, 15),
+        datetime(2026, 5, 1, 12, 30),
+        datetime(2026, 5, 1, 12, 45),
         datetime(2026, 5, 1, 13, 0),
     ]
     assert due_times("* * * * *", start, start + timedelta(days=30), limit=5) == [
@@ -187,7 +191,10 @@ def test_scheduler_never_overlaps_a_sync_and_alerts_the_runs_it_missed(
         assert kinds.count("started") == 1, kinds  # never a second run while the first is going
         skipped = [e for e in events if e.kind == "skipped"]
         assert skipped and all("still running" in e.detail for e in skipped)
-        assert [e.scheduled_for for e in skipped] == [datetime(2026, 5, 1, 12, 1), datetime(2026, 5, 1, 12, 2)]
+        assert [e.scheduled_for for e in skipped] == [
+            datetime(2026, 5, 1, 12, 1),
+            datetime(2026, 5, 1, 12, 2),
+        ]
         missed = alerts.messages()
         assert len(missed) == 2 and all("missed" in m and "still running" in m for m in missed)
         assert alerts.received[0]["sync"] == "people" and alerts.received[0]["run"]["status"] == "missed"
@@ -208,7 +215,9 @@ def test_scheduler_alerts_runs_missed_while_down_and_catches_up_once(
             people_table(wh)
             run_sync(config, wh)
             # The machine slept: its last run was 5 minutes 20 seconds before the scheduler woke up.
-            wh.execute("update cdp_sync.sync_runs set started_at = ?", [woke - timedelta(minutes=5, seconds=20)])
+            wh.execute(
+                "update cdp_sync.sync_runs set started_at = ?", [woke - timedelta(minutes=5, seconds=20)]
+            )
             wh.execute("insert into main.people values (1000, 'new@example.com', true)")
         clock = FakeClock(woke)
         events = Scheduler(tmp_path, database, [config], clock=clock, say=lambda _: None).serve(once=True)
@@ -247,6 +256,36 @@ def test_scheduler_jumping_clock_in_the_loop_counts_missed_runs(
         assert len(missed) == 1 and "9 scheduled run(s) missed" in missed[0].detail
         assert [e.kind for e in scheduler.events].count("finished") == 2
         assert len(alerts.messages()) == 1
+    finally:
+        em.stop()
+
+
+def test_sigterm_stops_the_scheduler_and_a_long_run_stops_safely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    em = _emulator(monkeypatch, FaultConfig(timeout_every=1, timeout_seconds=0.3))
+    try:
+        database = tmp_path / "cdp.duckdb"
+        with Warehouse(database) as wh:
+            people_table(wh, 100)  # 90 with consent: 9 requests of 0.3 s, one at a time
+        data = people_sync_data(em.url, schedule="0 0 1 1 *")
+        data["destination"]["max_concurrency"] = 1
+        config = parse_sync(data, tmp_path / "syncs" / "people.yml")
+        scheduler = Scheduler(tmp_path, database, [config], tick=0.05, grace=0.2, say=lambda _: None)
+        scheduler.install_signal_handlers()
+        timer = threading.Timer(0.8, os.kill, args=(os.getpid(), signal.SIGTERM))
+        timer.start()
+        events = scheduler.serve()
+        timer.join()
+        kinds = [e.kind for e in events]
+        assert kinds == ["due", "started", "abandoned", "finished"], kinds
+        assert 0 < len(em.records) < 90
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+        # Nothing acknowledged is lost or resent twice: the next run sends exactly the rest.
+        em.faults.timeout_every = 0
+        with Warehouse(database) as wh:
+            run_sync(config, wh)
+        assert len(em.records) == 90 and em.duplicates() == 0
     finally:
         em.stop()
 
@@ -291,21 +330,35 @@ def broken_build(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> 
     em = WebhookEmulator()
     em.start()
     syncs = root / "syncs"
-    write_sync(syncs, "segment_audience", {
-        "source": {"segment": "high_value_customers"},
-        "destination": {"type": "webhook", "url": em.url, "secret": SECRET_ENV},
-        "mode": "audience", "primary_key": "customer_id", "mapping": {"email": "email"},
-    })
-    write_sync(syncs, "profiles_table", {
-        "source": {"table": "marts.customer_profiles"},
-        "destination": {"type": "webhook", "url": em.url, "secret": SECRET_ENV},
-        "mode": "upsert", "primary_key": "customer_id", "mapping": {"email": "email"},
-    })
+    write_sync(
+        syncs,
+        "segment_audience",
+        {
+            "source": {"segment": "high_value_customers"},
+            "destination": {"type": "webhook", "url": em.url, "secret": SECRET_ENV},
+            "mode": "audience",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
+    )
+    write_sync(
+        syncs,
+        "profiles_table",
+        {
+            "source": {"table": "marts.customer_profiles"},
+            "destination": {"type": "webhook", "url": em.url, "secret": SECRET_ENV},
+            "mode": "upsert",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
+    )
     write_sync(syncs, "people", people_sync_data(em.url))
     env = {"CDP_DUCKDB_PATH": str(database), "CDP_SYNCS_DIR": str(syncs), SECRET_ENV: em.secret}
     try:
         result = CliRunner().invoke(
-            cli, ["run", "--target-path", str(dbt_target), "--exclude", "test_type:unit"], env=env,
+            cli,
+            ["run", "--target-path", str(dbt_target), "--exclude", "test_type:unit"],
+            env=env,
             catch_exceptions=False,
         )
         records = dict(em.records)
@@ -333,14 +386,21 @@ def test_blocked_by_reads_the_lineage_from_run_results(broken_build: dict[str, A
     lineage = Lineage(load_json(target / "manifest.json"))
     results = {r["unique_id"]: r for r in load_json(target / "run_results.json")["results"]}
     segment = parse_sync(
-        {"source": {"segment": "high_value_customers"}, "destination": {"type": "files", "path": str(tmp_path)},
-         "mode": "audience", "primary_key": "customer_id", "mapping": {"email": "email"}},
+        {
+            "source": {"segment": "high_value_customers"},
+            "destination": {"type": "files", "path": str(tmp_path)},
+            "mode": "audience",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
         tmp_path / "a.yml",
     )
     assert "stg_crm__contacts" in (blocked_by(segment, lineage, results) or "")
     # Only what is upstream counts: a model built from the shop alone would not be blocked.
     shop_only = {uid: r for uid, r in results.items() if "crm" not in uid and "contacts" not in uid}
-    assert blocked_by(segment, lineage, shop_only) is None or "stg_crm" not in (blocked_by(segment, lineage, shop_only) or "")
+    assert blocked_by(segment, lineage, shop_only) is None or "stg_crm" not in (
+        blocked_by(segment, lineage, shop_only) or ""
+    )
     assert target_path(PROJECT, ["--target-path", "x"]) == PROJECT / "x"
     assert target_path(PROJECT, [f"--target-path={target}"]) == target
 
@@ -364,19 +424,31 @@ def check_env(tmp_path: Path, broken_build: dict[str, Any]) -> dict[str, Any]:
             "true as consent_ad_user_data"
         )
     syncs = project / "syncs"
-    write_sync(syncs, "profiles", {
-        "description": "Profiles to the CRM.",
-        "source": {"model": "customer_profiles"},
-        "destination": {"type": "files", "path": str(tmp_path / "out")},
-        "mode": "mirror", "primary_key": "customer_id",
-        "mapping": {"email": "email", "name": {"template": "{first_name}!"}},
-        "consent": ["email_marketing"], "schedule": "0 6 * * *",
-    })
-    write_sync(syncs, "ads", {
-        "source": {"model": "customer_profiles"},
-        "destination": {"type": "meta", "ad_account_id": "1", "access_token": "T_META"},
-        "mode": "audience", "primary_key": "customer_id", "mapping": {"email": "email"},
-    })
+    write_sync(
+        syncs,
+        "profiles",
+        {
+            "description": "Profiles to the CRM.",
+            "source": {"model": "customer_profiles"},
+            "destination": {"type": "files", "path": str(tmp_path / "out")},
+            "mode": "mirror",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email", "name": {"template": "{first_name}!"}},
+            "consent": ["email_marketing"],
+            "schedule": "0 6 * * *",
+        },
+    )
+    write_sync(
+        syncs,
+        "ads",
+        {
+            "source": {"model": "customer_profiles"},
+            "destination": {"type": "meta", "ad_account_id": "1", "access_token": "T_META"},
+            "mode": "audience",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
+    )
     manifest = broken_build["target"] / "manifest.json"
     env = {"CDP_DUCKDB_PATH": str(database), "CDP_PROJECT_DIR": str(project), "CDP_SYNCS_DIR": str(syncs)}
     return {"project": project, "database": database, "syncs": syncs, "manifest": manifest, "env": env}
@@ -399,26 +471,44 @@ def test_check_passes_then_fails_when_a_synced_column_is_dropped(check_env: dict
     assert "profiles.yml: mapping.name: column 'first_name' is not in marts.customer_profiles" in out
     assert "Fix: restore column 'first_name' in the source, or map 'name' to another column" in out
     # The Meta sync names no consent, but its destination needs ad_user_data.
-    assert "ads.yml: consent (ad_user_data): column 'consent_ad_user_data' is not in marts.customer_profiles" in out
+    assert (
+        "ads.yml: consent (ad_user_data): column 'consent_ad_user_data' is not in marts.customer_profiles"
+        in out
+    )
     assert "destination meta needs consent for ad_user_data" in out
 
 
 def test_check_fails_when_a_synced_model_is_gone(check_env: dict[str, Any]) -> None:
-    write_sync(check_env["syncs"], "typo", {
-        "source": {"model": "customer_profile"},
-        "destination": {"type": "files", "path": "out"},
-        "mode": "upsert", "primary_key": "customer_id", "mapping": {"email": "email"},
-    })
-    write_sync(check_env["syncs"], "bad_segment", {
-        "source": {"segment": "high_value_customer"},
-        "destination": {"type": "files", "path": "out"},
-        "mode": "audience", "primary_key": "customer_id", "mapping": {"email": "email"},
-    })
+    write_sync(
+        check_env["syncs"],
+        "typo",
+        {
+            "source": {"model": "customer_profile"},
+            "destination": {"type": "files", "path": "out"},
+            "mode": "upsert",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
+    )
+    write_sync(
+        check_env["syncs"],
+        "bad_segment",
+        {
+            "source": {"segment": "high_value_customer"},
+            "destination": {"type": "files", "path": "out"},
+            "mode": "audience",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
+    )
     (check_env["syncs"] / "invalid.yml").write_text("source: {model: x}\nmode: mirorr\n")
     result = _check(check_env)
     assert result.exit_code == 1
     out = result.output
-    assert "typo.yml: source.model: no dbt model named 'customer_profile'; did you mean 'customer_profiles'?" in out
+    assert (
+        "typo.yml: source.model: no dbt model named 'customer_profile'; did you mean 'customer_profiles'?"
+        in out
+    )
     assert "bad_segment.yml: source.segment: no segment named 'high_value_customer'" in out
     assert "invalid.yml" in out
 
@@ -437,10 +527,17 @@ def test_exposures_describe_each_sync(check_env: dict[str, Any]) -> None:
     assert profiles["meta"]["schedule"] == "0 6 * * *" and profiles["description"] == "Profiles to the CRM."
     # Up to date: check passes; a new sync makes it stale and check says how to fix it.
     assert _check(check_env, "--owner", "Data Team <data@example.org>").exit_code == 0
-    write_sync(check_env["syncs"], "more", {
-        "source": {"model": "customer_profiles"}, "destination": {"type": "files", "path": "out"},
-        "mode": "upsert", "primary_key": "customer_id", "mapping": {"email": "email"},
-    })
+    write_sync(
+        check_env["syncs"],
+        "more",
+        {
+            "source": {"model": "customer_profiles"},
+            "destination": {"type": "files", "path": "out"},
+            "mode": "upsert",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
+    )
     stale = _check(check_env, "--owner", "Data Team <data@example.org>")
     assert stale.exit_code == 1 and "cdp check --write-exposures" in stale.output
 
@@ -455,5 +552,49 @@ def test_project_exposures_are_current_and_parsed_by_dbt(broken_build: dict[str,
     exposures = manifest.get("exposures", {})
     assert "exposure.cdp.sync_high_value_customers_webhook" in exposures
     assert exposures["exposure.cdp.sync_high_value_customers_webhook"]["depends_on"]["nodes"] == [
-        "model.cdp.segment_members", "model.cdp.high_value_customers",
+        "model.cdp.segment_members",
+        "model.cdp.high_value_customers",
     ]
+
+
+@pytest.mark.slow
+def test_written_exposures_parse_and_a_deleted_model_is_named(tmp_path: Path) -> None:
+    """In a copy of the project: dbt parses the written exposures; deleting the model a sync reads makes
+    `cdp check` name the sync even though dbt can no longer parse the exposures file."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(PROJECT / "dbt_project.yml", project / "dbt_project.yml")
+    for folder in ("models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(PROJECT / folder, project / folder)
+    (project / "models" / "exposures" / "_syncs__exposures.yml").unlink(missing_ok=True)
+    extra = project / "models" / "marts" / "extra_export.sql"
+    extra.write_text("select 'cus_1' as customer_id, 'a@example.org' as email\n")
+    syncs = project / "syncs"
+    write_sync(
+        syncs,
+        "extra",
+        {
+            "source": {"model": "extra_export"},
+            "destination": {"type": "files", "path": "out"},
+            "mode": "upsert",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email"},
+        },
+    )
+    target = tmp_path / "target"
+    env = {
+        "CDP_PROJECT_DIR": str(project),
+        "CDP_SYNCS_DIR": str(syncs),
+        "CDP_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+    }
+    runner = CliRunner()
+    written = runner.invoke(cli, ["check", "--write-exposures", "--target-path", str(target)], env=env)
+    assert written.exit_code == 0, written.output
+    parsed = runner.invoke(cli, ["check", "--target-path", str(target)], env=env)  # parses the new file
+    assert parsed.exit_code == 0, parsed.output
+    assert "exposure.cdp.sync_extra" in load_json(target / "manifest.json")["exposures"]
+    extra.unlink()
+    gone = runner.invoke(cli, ["check", "--target-path", str(target)], env=env)
+    assert gone.exit_code == 1
+    assert "extra.yml: source.model: no dbt model named 'extra_export'" in gone.output
+    assert "dbt cannot parse _syncs__exposures.yml" in gone.output

@@ -20,7 +20,14 @@ from tests.rawdata import RawData
 
 SECRET_ENV = "CDP_TEST_PRIVACY_SECRET"
 # What the syncs read, with its data tests; unit tests do not read the data, so they are left out.
-DBT_ARGS = ["--select", "+customer_profiles", "--exclude", "test_type:unit", "--indirect-selection", "cautious"]
+DBT_ARGS = [
+    "--select",
+    "+customer_profiles",
+    "--exclude",
+    "test_type:unit",
+    "--indirect-selection",
+    "cautious",
+]
 
 PEOPLE = {
     "ann": "ann@example.org",
@@ -32,8 +39,14 @@ PEOPLE = {
 def _person(raw: RawData, minutes: float, name: str) -> None:
     email = PEOPLE[name]
     raw.page(minutes, anonymous_id=f"dev-{name}")
-    raw.identify(minutes + 1, anonymous_id=f"dev-{name}", user_id=f"u-{name}", email=email.upper(),
-                 first_name=name.title(), last_name="Example")
+    raw.identify(
+        minutes + 1,
+        anonymous_id=f"dev-{name}",
+        user_id=f"u-{name}",
+        email=email.upper(),
+        first_name=name.title(),
+        last_name="Example",
+    )
     _consent(raw, minutes + 2, email, "granted")
 
 
@@ -43,10 +56,20 @@ _consent_ids = iter(range(1, 10_000))
 def _consent(raw: RawData, minutes: float, email: str, status: str) -> None:
     from tests.rawdata import at
 
-    raw.insert("consent.consent_events", [{
-        "consent_event_id": f"ce-{next(_consent_ids)}", "identifier_type": "email", "identifier": email,
-        "purpose": "email_marketing", "status": status, "occurred_at": at(minutes), "source": "preference_center",
-    }])
+    raw.insert(
+        "consent.consent_events",
+        [
+            {
+                "consent_event_id": f"ce-{next(_consent_ids)}",
+                "identifier_type": "email",
+                "identifier": email,
+                "purpose": "email_marketing",
+                "status": status,
+                "occurred_at": at(minutes),
+                "source": "preference_center",
+            }
+        ],
+    )
 
 
 @dataclass
@@ -90,22 +113,30 @@ def world(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Iterato
     upsert.start()
     syncs = root / "syncs"
     common = {"destination": {"type": "webhook", "secret": SECRET_ENV}, "consent": ["email_marketing"]}
-    _write_sync(syncs, "profiles_mirror", {
-        **common,
-        "source": {"table": "marts.customer_profiles"},
-        "destination": {**common["destination"], "url": mirror.url},
-        "mode": "mirror",
-        "primary_key": "customer_id",
-        "mapping": {"email": "email", "first_name": "first_name"},
-    })
-    _write_sync(syncs, "emails_upsert", {
-        **common,
-        "source": {"table": "marts.customer_profiles"},
-        "destination": {**common["destination"], "url": upsert.url},
-        "mode": "upsert",
-        "primary_key": "email",
-        "mapping": {"email": "email", "first_name": "first_name"},
-    })
+    _write_sync(
+        syncs,
+        "profiles_mirror",
+        {
+            **common,
+            "source": {"model": "customer_profiles"},  # resolved from this build's manifest
+            "destination": {**common["destination"], "url": mirror.url},
+            "mode": "mirror",
+            "primary_key": "customer_id",
+            "mapping": {"email": "email", "first_name": "first_name"},
+        },
+    )
+    _write_sync(
+        syncs,
+        "emails_upsert",
+        {
+            **common,
+            "source": {"table": "marts.customer_profiles"},
+            "destination": {**common["destination"], "url": upsert.url},
+            "mode": "upsert",
+            "primary_key": "email",
+            "mapping": {"email": "email", "first_name": "first_name"},
+        },
+    )
     env = {
         "CDP_DUCKDB_PATH": str(database),
         "CDP_SYNCS_DIR": str(syncs),
@@ -158,7 +189,9 @@ def test_forget_resolves_every_identifier_of_the_customer(world: World) -> None:
     assert "recorded for erasure" in out
     # user_id, email, anonymous_id, and the customer id itself.
     assert "1 anonymous_id" in out and "1 email" in out and "1 user_id" in out and "customer_id" in out
-    stored = world.query("select identifier_type, identifier_hash, value_hash from cdp_privacy.forgotten_identifiers")
+    stored = world.query(
+        "select identifier_type, identifier_hash, value_hash from cdp_privacy.forgotten_identifiers"
+    )
     assert len(stored) >= 4
     # Hashes only: the erasure list does not keep what it erases.
     dump = json.dumps(stored)
@@ -187,16 +220,22 @@ def test_revoked_consent_and_erasure_leave_the_mirror(world: World) -> None:
 def test_the_build_excludes_the_forgotten_person(world: World) -> None:
     assert _customer(world, "ann") is None
     assert _customer(world, "bob") is not None
-    rows = world.query("select count(*) from intermediate.int_identifiers where lower(identifier_value) in "
-                       "('ann@example.org', 'u-ann', 'dev-ann')")
+    rows = world.query(
+        "select count(*) from intermediate.int_identifiers where lower(identifier_value) in "
+        "('ann@example.org', 'u-ann', 'dev-ann')"
+    )
     assert rows == [(0,)]
     emails = {r[0] for r in world.query("select email from marts.customer_profiles")}
     assert emails == {PEOPLE["bob"], PEOPLE["cat"]}
 
 
 def test_sync_logs_are_purged_of_the_person(world: World) -> None:
-    dump = json.dumps(world.query("select record_key, reason, payload from cdp_sync.sync_records"), default=str)
-    dump += json.dumps(world.query("select record_key, payload, last_error from cdp_sync.sync_state"), default=str)
+    dump = json.dumps(
+        world.query("select record_key, reason, payload from cdp_sync.sync_records"), default=str
+    )
+    dump += json.dumps(
+        world.query("select record_key, payload, last_error from cdp_sync.sync_state"), default=str
+    )
     assert "ann@example.org" not in dump.lower()
     assert "redacted:" in dump
     # Bob and Cat's history is untouched.
@@ -229,3 +268,68 @@ def test_forget_refuses_what_it_cannot_resolve(world: World) -> None:
     typed = world.cdp("privacy", "forget", "Nobody@Nowhere.invalid", "--type", "email", "--yes")
     assert typed.exit_code == 0, typed.output
     assert "warning: not found in marts.identity_graph" in typed.output
+
+
+# -- consent a destination needs, without dbt -------------------------------------------------------
+
+
+def test_ad_destination_needs_ad_consent_and_a_revocation_leaves_the_audience(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Meta sync that names no consent still sends only people who granted ads_personalization and
+    ad_user_data; revoking either removes them from the audience on the next run."""
+    from reverse_etl.destinations import hashing
+    from reverse_etl.emulators.meta import MetaEmulator
+    from reverse_etl.privacy import effective_purposes
+    from reverse_etl.sync.config import parse_sync
+    from reverse_etl.sync.engine import run_sync
+    from reverse_etl.warehouse import Warehouse
+
+    em = MetaEmulator()
+    em.start()
+    monkeypatch.setenv("T_META_TOKEN", em.access_token)
+    try:
+        config = parse_sync(
+            {
+                "source": {"table": "main.audience"},
+                "destination": {
+                    "type": "meta",
+                    "ad_account_id": "1234567890",
+                    "access_token": "T_META_TOKEN",
+                    "base_url": em.base_url,
+                },
+                "mode": "audience",
+                "primary_key": "id",
+                "mapping": {"email": "email"},
+            },
+            tmp_path / "syncs" / "meta_audience.yml",
+        )
+        assert config.consent == ()
+        assert effective_purposes(config) == ("ads_personalization", "ad_user_data")
+        with Warehouse(tmp_path / "cdp.duckdb") as wh:
+            wh.execute(
+                """create table main.audience as
+                   select i as id, 'person' || i || '@example.com' as email,
+                          i % 4 <> 0 as consent_ads_personalization, i % 5 <> 0 as consent_ad_user_data
+                   from range(40) t(i)"""
+            )
+            first = run_sync(config, wh)
+            assert first.status == "success", first.error
+            audience = em.audience_by_name("meta_audience")
+            assert audience is not None
+
+            def expected() -> set[str]:
+                rows = wh.query(
+                    "select email from main.audience where consent_ads_personalization and consent_ad_user_data"
+                )
+                return {hashing.sha256_hex(r["email"]) for r in rows}
+
+            assert em.members(audience) == expected() and len(expected()) == 24
+            assert first.invalid == 16  # kept back, reason 'missing consent'
+            wh.execute("update main.audience set consent_ad_user_data = false where id in (1, 2)")
+            second = run_sync(config, wh)
+            assert second.removed == 2
+            assert em.members(audience) == expected() and len(expected()) == 22
+            assert hashing.sha256_hex("person1@example.com") not in em.members(audience)
+    finally:
+        em.stop()

@@ -222,8 +222,14 @@ def write_changes(raw: RawData) -> None:
 
 
 @pytest.fixture(scope="session", name="world")
-def world_fixture(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> World:
-    """The warehouse after a first and a second build (copies of each)."""
+def world_fixture(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, dbt_target: Path
+) -> World:
+    """The warehouse after a first and a second build (copies of each). Built once per session, though
+    two modules declare the fixture (tests/test_segments.py imports it)."""
+    built: World | None = getattr(request.session, "cdp_profiles_world", None)
+    if built is not None:
+        return built
     work = tmp_path_factory.mktemp("profiles")
     db = work / "cdp.duckdb"
     raw = RawData(db)
@@ -239,7 +245,9 @@ def world_fixture(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) ->
     manifest_dir = work / "target"
     manifest_dir.mkdir()
     shutil.copy(dbt_target / "manifest.json", manifest_dir / "manifest.json")
-    return World(first=first, second=db, manifest_dir=manifest_dir)
+    built = World(first=first, second=db, manifest_dir=manifest_dir)
+    request.session.cdp_profiles_world = built  # type: ignore[attr-defined]  # seen by both modules
+    return built
 
 
 def test_survivorship_source_priority_most_recent_most_frequent(world: World) -> None:
@@ -385,7 +393,7 @@ def test_cli_profile_show_masks_pii_unless_asked(world: World, monkeypatch: pyte
     assert "s***@new.org" in out and "sam@new.org" not in out and "Samuel" not in out
     assert "S***" in out  # the first name, masked
     assert "lifetime_value" in out and "first_touch_utm_source" in out
-    latest = [line.split()[2] for line in out.split("Latest 2 events:")[1].splitlines()[3:] if line.strip()]
+    latest = [line.split()[3] for line in out.split("Latest 2 events:")[1].splitlines()[3:] if line.strip()]
     assert latest == ["identify", "order_completed"]  # newest first: the identify, then the later order
     shown = cdp(world, monkeypatch, "profile", "show", "u-rita", "--show-pii")
     assert "u-rita@mail.org" in shown and "high_value_customers" in shown

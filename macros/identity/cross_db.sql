@@ -109,6 +109,9 @@
     create or replace table {{ relation_name }} as {{ sql }}
 {%- endmacro %}
 
+{#- Spark runs one statement per call and has no `create or replace` for Parquet tables: the drop
+    runs here (hooks render when they run), the create is the hook's statement. -#}
 {% macro spark__cdp_replace_table(relation_name, sql) -%}
-    create or replace table {{ relation_name }} using parquet as {{ sql }}
+    {%- if execute %}{% do run_query('drop table if exists ' ~ relation_name) %}{% endif -%}
+    create table {{ relation_name }} using parquet as {{ sql }}
 {%- endmacro %}

@@ -124,7 +124,8 @@
                 ~ name) }}
         {%- endif -%}
         {%- if name in reserved -%}
-            {{ cdp_trait_error(i, trait, "name '" ~ name ~ "' is already a customer_traits column; pick another name") }}
+            {{ cdp_trait_error(i, trait, "name '" ~ name ~ "' is already a customer_traits column; "
+                ~ "pick another name") }}
         {%- endif -%}
         {%- if name in seen -%}
             {{ cdp_trait_error(i, trait, "name '" ~ name ~ "' is declared twice; trait names must be unique") }}
@@ -225,7 +226,8 @@
 
 {% macro default__cdp_filtered_aggregate(aggregation, value, condition) -%}
     {%- set v = ('case when ' ~ condition ~ ' then ' ~ value ~ ' end') if condition else value -%}
-    {%- set key = 'case when ' ~ ((condition ~ ' and ') if condition else '') ~ value ~ ' is not null then occurred_at end' -%}
+    {%- set present = ((condition ~ ' and ') if condition else '') ~ value ~ ' is not null' -%}
+    {%- set key = 'case when ' ~ present ~ ' then occurred_at end' -%}
     {%- if aggregation in ['count', 'sum', 'avg', 'min', 'max'] -%}
         {{ aggregation }}({{ v }})
     {%- elif aggregation == 'unique_count' -%}
@@ -245,7 +247,8 @@
 
 {% macro duckdb__cdp_filtered_aggregate(aggregation, value, condition) -%}
     {%- set only = ' filter (where ' ~ condition ~ ')' if condition else '' -%}
-    {%- set only_non_null = ' filter (where ' ~ ((condition ~ ' and ') if condition else '') ~ value ~ ' is not null)' -%}
+    {%- set present = ((condition ~ ' and ') if condition else '') ~ value ~ ' is not null' -%}
+    {%- set only_non_null = ' filter (where ' ~ present ~ ')' -%}
     {%- if aggregation in ['count', 'sum', 'avg', 'min', 'max'] -%}
         {{ aggregation }}({{ value }}){{ only }}
     {%- elif aggregation == 'unique_count' -%}

@@ -1,34 +1,34 @@
+{#- Macros behind customer_traits: the as-of moment and golden-record survivorship. -#}
+
 {#- The moment traits are computed as of: var cdp_as_of, else the latest event in customer_events. -#}
 {% macro cdp_as_of() -%}
-    {%- if var('cdp_as_of', none) -%}
-        cast('{{ var("cdp_as_of") }}' as {{ dbt.type_timestamp() }})
-    {%- else -%}
-        (select max(occurred_at) from {{ ref('customer_events') }})
-    {%- endif -%}
+    {%- set fixed = var('cdp_as_of', none) -%}
+    {%- set latest = "(select max(occurred_at) from " ~ ref('customer_events') ~ ")" -%}
+    {{ return(("cast('" ~ fixed ~ "' as " ~ dbt.type_timestamp() ~ ")") if fixed else latest) }}
 {%- endmacro %}
 
 {#- Ordering that puts the surviving value first, for a survivorship rule. -#}
 {% macro cdp_survivorship_order(rule) -%}
-    {%- if rule == 'source_priority' -%}
-        case source_model
-        {%- for source_model in var('cdp_source_priority') %}
-            when '{{ source_model }}' then {{ loop.index }}
-        {%- endfor %}
-            else 999
-        end, observed_at desc, attribute_value
-    {%- elif rule == 'most_recent' -%}
-        observed_at desc, attribute_value
-    {%- elif rule == 'most_frequent' -%}
-        value_count desc, observed_at desc, attribute_value
-    {%- else -%}
+    {%- set cases = [] -%}
+    {%- for source_model in var('cdp_source_priority') -%}
+        {%- do cases.append("when '" ~ source_model ~ "' then " ~ loop.index) -%}
+    {%- endfor -%}
+    {%- set orders = {
+        'source_priority': 'case source_model ' ~ cases | join(' ') ~ ' else 999 end, observed_at desc, attribute_value',
+        'most_recent': 'observed_at desc, attribute_value',
+        'most_frequent': 'value_count desc, observed_at desc, attribute_value',
+    } -%}
+    {%- if rule not in orders -%}
         {% do exceptions.raise_compiler_error(
             "var cdp_survivorship: unknown rule '" ~ rule ~ "'; use source_priority, most_recent or most_frequent") %}
     {%- endif -%}
+    {{ return(orders[rule]) }}
 {%- endmacro %}
 
 {#- Attributes int_profile_attributes observes, so survivorship may pick one value of each. -#}
 {% macro cdp_profile_attributes() -%}
-    {{ return(['email', 'phone', 'first_name', 'last_name', 'company', 'city', 'country']) }}
+    {%- set attributes = ['email', 'phone', 'first_name', 'last_name', 'company', 'city', 'country'] -%}
+    {{ return(attributes) }}
 {%- endmacro %}
 
 {#- Stops the build on a survivorship rule for an attribute no source holds, or an unknown rule. -#}
@@ -38,7 +38,7 @@
     {%- set survivorship = var('cdp_survivorship') -%}
     {%- if survivorship is not mapping or not survivorship -%}
         {% do exceptions.raise_compiler_error(
-            "var cdp_survivorship must map attributes to rules, e.g. {email: most_recent}; got: " ~ survivorship) %}
+            "var cdp_survivorship must map attributes to rules, e.g. email: most_recent; got: " ~ survivorship) %}
     {%- endif -%}
     {%- for attribute, rule in survivorship.items() -%}
         {%- if attribute not in known -%}

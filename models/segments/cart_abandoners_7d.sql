@@ -12,7 +12,8 @@ final as (
 
     select customer_id
     from traits
-    where last_cart_activity_at >= {{ dbt.dateadd('day', -7, 'as_of') }}
+    where
+        last_cart_activity_at >= {{ dbt.dateadd('day', -7, 'as_of') }}
         and (last_order_at is null or last_order_at < last_cart_activity_at)
 
 )

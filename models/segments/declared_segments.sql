@@ -17,12 +17,12 @@ traits as (
 final as (
     {%- for segment in segments %}
 
-    select
-        '{{ segment.name }}' as segment_name,
-        customer_id
-    from traits
-    where {{ segment.where }}
-    {%- if not loop.last %}
+        select
+            '{{ segment.name }}' as segment_name,
+            customer_id
+        from traits
+        where {{ segment.where }}
+        {%- if not loop.last %}
 
     union all
     {%- endif %}

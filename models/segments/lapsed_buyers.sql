@@ -12,7 +12,8 @@ final as (
 
     select customer_id
     from traits
-    where orders > 0
+    where
+        orders > 0
         and days_since_last_order > 180
 
 )

@@ -12,7 +12,8 @@ final as (
 
     select customer_id
     from traits
-    where is_registered
+    where
+        is_registered
         and first_seen_at >= {{ dbt.dateadd('day', -30, 'as_of') }}
 
 )

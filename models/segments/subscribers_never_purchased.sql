@@ -12,7 +12,8 @@ final as (
 
     select customer_id
     from traits
-    where consent_email_marketing
+    where
+        consent_email_marketing
         and email is not null
         and not has_unsubscribed
         and orders = 0

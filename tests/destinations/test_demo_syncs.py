@@ -5,8 +5,10 @@ One small warehouse is generated and built with dbt for the module. For every de
 emulator, configured with the settings ``cdp emulate`` prints; the emulator's state (audience members,
 list members, contacts) is then compared with the sendable segment rows, key by key or hash by hash.
 The membership then changes (rows leave, consent is revoked) and a second run must remove exactly
-those people. CRMs and email tools also take an upsert of every consented profile. The CLI commands
-``cdp destination list`` and ``cdp emulate`` are tested at the end.
+those people. CRMs and email tools also take an upsert of every consented profile.
+
+Also here: the example sync files (valid, and planned against the same warehouse), run alerts posted
+through the Slack destination, and the ``cdp destination list`` and ``cdp emulate`` commands.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ final as (
 
     select
         events.customer_id,
-        {%- for trait in traits %}
+    {%- for trait in traits %}
         {{ cdp_trait_expression(trait) }} as {{ trait.name }}{{ "," if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from events
     cross join reference_time
     where events.customer_id is not null

@@ -13,35 +13,35 @@ graph as (
 ),
 {%- if cdp_model_enabled('stg_segment__identifies') %}
 
-identifies as (
+    identifies as (
 
-    select * from {{ ref('stg_segment__identifies') }}
+        select * from {{ ref('stg_segment__identifies') }}
 
-),
+    ),
 {%- endif %}
 {%- if cdp_model_enabled('stg_segment__users') %}
 
-users as (
+    users as (
 
-    select * from {{ ref('stg_segment__users') }}
+        select * from {{ ref('stg_segment__users') }}
 
-),
+    ),
 {%- endif %}
 {%- if cdp_model_enabled('stg_crm__contacts') %}
 
-contacts as (
+    contacts as (
 
-    select * from {{ ref('stg_crm__contacts') }}
+        select * from {{ ref('stg_crm__contacts') }}
 
-),
+    ),
 {%- endif %}
 {%- if cdp_model_enabled('stg_shop__orders') %}
 
-orders as (
+    orders as (
 
-    select * from {{ ref('stg_shop__orders') }}
+        select * from {{ ref('stg_shop__orders') }}
 
-),
+    ),
 {%- endif %}
 
 observed as (
@@ -52,7 +52,7 @@ observed as (
     {%- for attribute, column in [
         ('email', 'email'), ('phone', 'phone'), ('first_name', 'first_name'), ('last_name', 'last_name'),
         ('city', 'address_city'), ('country', 'address_country')] %}
-    {%- set branch %}
+            {%- set branch %}
     select
         'stg_segment__identifies' as source_model,
         coalesce(by_user.customer_id, by_email.customer_id, by_device.customer_id) as customer_id,
@@ -73,13 +73,13 @@ observed as (
             by_device.identifier_type = 'anonymous_id'
             and identifies.anonymous_id = by_device.identifier_value
     where identifies.{{ column }} is not null
-    {%- endset %}
-    {%- do branches.append(branch) %}
-    {%- endfor %}
+            {%- endset %}
+            {%- do branches.append(branch) %}
+        {%- endfor %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_segment__users') %}
-    {%- for attribute in ['email', 'phone', 'first_name', 'last_name'] %}
-    {%- set branch %}
+        {%- for attribute in ['email', 'phone', 'first_name', 'last_name'] %}
+            {%- set branch %}
     select
         'stg_segment__users' as source_model,
         by_user.customer_id,
@@ -92,13 +92,14 @@ observed as (
             by_user.identifier_type = 'user_id'
             and users.user_id = by_user.identifier_value
     where users.{{ attribute }} is not null
-    {%- endset %}
-    {%- do branches.append(branch) %}
-    {%- endfor %}
+            {%- endset %}
+            {%- do branches.append(branch) %}
+        {%- endfor %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_crm__contacts') %}
-    {%- for attribute in ['email', 'phone', 'first_name', 'last_name', 'company', 'city', 'country', 'lifecycle_stage'] %}
-    {%- set branch %}
+        {%- for attribute in [
+            'email', 'phone', 'first_name', 'last_name', 'company', 'city', 'country', 'lifecycle_stage'] %}
+            {%- set branch %}
     select
         'stg_crm__contacts' as source_model,
         by_contact.customer_id,
@@ -111,13 +112,14 @@ observed as (
             by_contact.identifier_type = 'crm_id'
             and contacts.contact_id = by_contact.identifier_value
     where contacts.{{ attribute }} is not null and not coalesce(contacts.is_deleted, false)
-    {%- endset %}
-    {%- do branches.append(branch) %}
-    {%- endfor %}
+            {%- endset %}
+            {%- do branches.append(branch) %}
+        {%- endfor %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_shop__orders') %}
-    {%- for attribute, column in [('email', 'email'), ('phone', 'phone'), ('city', 'shipping_city'), ('country', 'shipping_country')] %}
-    {%- set branch %}
+        {%- for attribute, column in [
+            ('email', 'email'), ('phone', 'phone'), ('city', 'shipping_city'), ('country', 'shipping_country')] %}
+            {%- set branch %}
     select
         'stg_shop__orders' as source_model,
         coalesce(by_user.customer_id, by_email.customer_id) as customer_id,
@@ -134,9 +136,9 @@ observed as (
             by_email.identifier_type = 'email'
             and orders.email = by_email.identifier_value
     where orders.{{ column }} is not null
-    {%- endset %}
-    {%- do branches.append(branch) %}
-    {%- endfor %}
+            {%- endset %}
+            {%- do branches.append(branch) %}
+        {%- endfor %}
     {%- endif %}
     {{ branches | join('\n    union all\n') }}
 
@@ -151,7 +153,7 @@ final as (
         source_model,
         observed_at
     from observed
-    where customer_id is not null and trim(attribute_value) <> ''
+    where customer_id is not null and trim(attribute_value) != ''
 
 )
 

@@ -16,61 +16,61 @@ graph as (
 
 {%- if cdp_model_enabled('stg_segment__pages') %}
 
-pages as (
+    pages as (
 
-    select * from {{ ref('stg_segment__pages') }}
+        select * from {{ ref('stg_segment__pages') }}
 
-),
+    ),
 {%- endif %}
 
 {%- if cdp_model_enabled('stg_segment__tracks') %}
 
-tracks as (
+    tracks as (
 
-    select * from {{ ref('stg_segment__tracks') }}
+        select * from {{ ref('stg_segment__tracks') }}
 
-),
+    ),
 {%- endif %}
 
 {%- if cdp_model_enabled('stg_segment__identifies') %}
 
-identifies as (
+    identifies as (
 
-    select * from {{ ref('stg_segment__identifies') }}
+        select * from {{ ref('stg_segment__identifies') }}
 
-),
+    ),
 {%- endif %}
 
 {%- if cdp_model_enabled('stg_shop__orders') %}
 
-orders as (
+    orders as (
 
-    select * from {{ ref('stg_shop__orders') }}
+        select * from {{ ref('stg_shop__orders') }}
 
-),
+    ),
 {%- endif %}
 {%- if cdp_model_enabled('stg_esp__email_events') %}
 
-email_events as (
+    email_events as (
 
-    select * from {{ ref('stg_esp__email_events') }}
+        select * from {{ ref('stg_esp__email_events') }}
 
-),
+    ),
 {%- endif %}
 {%- if cdp_model_enabled('stg_consent__consent_events') %}
 
-consent_events as (
+    consent_events as (
 
-    select * from {{ ref('stg_consent__consent_events') }}
+        select * from {{ ref('stg_consent__consent_events') }}
 
-),
+    ),
 {%- endif %}
 
 unioned as (
     {#- One branch per enabled source, each with every column, so any subset unions. -#}
     {%- set branches = [] %}
     {%- if cdp_model_enabled('stg_segment__pages') %}
-    {%- set branch %}
+        {%- set branch %}
     select
         'page:' || event_id as event_id,
         'page' as event_type,
@@ -90,11 +90,11 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from pages
-    {%- endset %}
-    {%- do branches.append(branch) %}
+        {%- endset %}
+        {%- do branches.append(branch) %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_segment__tracks') %}
-    {%- set branch %}
+        {%- set branch %}
     select
         'track:' || event_id as event_id,
         'track' as event_type,
@@ -114,11 +114,11 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from tracks
-    {%- endset %}
-    {%- do branches.append(branch) %}
+        {%- endset %}
+        {%- do branches.append(branch) %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_segment__identifies') %}
-    {%- set branch %}
+        {%- set branch %}
     select
         'identify:' || event_id as event_id,
         'identify' as event_type,
@@ -138,11 +138,11 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from identifies
-    {%- endset %}
-    {%- do branches.append(branch) %}
+        {%- endset %}
+        {%- do branches.append(branch) %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_shop__orders') %}
-    {%- set branch %}
+        {%- set branch %}
     select
         'order:' || order_id as event_id,
         'order' as event_type,
@@ -162,11 +162,11 @@ unioned as (
         net_amount as revenue,
         currency as detail
     from orders
-    {%- endset %}
-    {%- do branches.append(branch) %}
+        {%- endset %}
+        {%- do branches.append(branch) %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_esp__email_events') %}
-    {%- set branch %}
+        {%- set branch %}
     select
         'email:' || email_event_id as event_id,
         'email' as event_type,
@@ -186,11 +186,11 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         campaign_name as detail
     from email_events
-    {%- endset %}
-    {%- do branches.append(branch) %}
+        {%- endset %}
+        {%- do branches.append(branch) %}
     {%- endif %}
     {%- if cdp_model_enabled('stg_consent__consent_events') %}
-    {%- set branch %}
+        {%- set branch %}
     select
         'consent:' || consent_event_id as event_id,
         'consent' as event_type,
@@ -210,8 +210,8 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         consent_source as detail
     from consent_events
-    {%- endset %}
-    {%- do branches.append(branch) %}
+        {%- endset %}
+        {%- do branches.append(branch) %}
     {%- endif %}
     {{ branches | join('\n    union all\n') }}
 
@@ -226,13 +226,13 @@ attributed as (
         ) as customer_id
     from unioned
     left join graph as by_user
-        on by_user.identifier_type = 'user_id' and by_user.identifier_value = unioned.user_id
+        on by_user.identifier_type = 'user_id' and unioned.user_id = by_user.identifier_value
     left join graph as by_email
-        on by_email.identifier_type = 'email' and by_email.identifier_value = unioned.email
+        on by_email.identifier_type = 'email' and unioned.email = by_email.identifier_value
     left join graph as by_phone
-        on by_phone.identifier_type = 'phone' and by_phone.identifier_value = unioned.phone
+        on by_phone.identifier_type = 'phone' and unioned.phone = by_phone.identifier_value
     left join graph as by_device
-        on by_device.identifier_type = 'anonymous_id' and by_device.identifier_value = unioned.anonymous_id
+        on by_device.identifier_type = 'anonymous_id' and unioned.anonymous_id = by_device.identifier_value
 
 ),
 

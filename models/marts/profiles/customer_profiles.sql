@@ -16,7 +16,9 @@ members as (
 
 segments as (
 
-    select customer_id, {{ cdp_string_agg_distinct('segment_name') }} as segments
+    select
+        customer_id,
+        {{ cdp_string_agg_distinct('segment_name') }} as segments
     from members
     where not is_holdout
     group by customer_id
@@ -29,7 +31,7 @@ final as (
         traits.*,
         coalesce(segments.segments, '') as segments
     from traits
-    left join segments on segments.customer_id = traits.customer_id
+    left join segments on traits.customer_id = segments.customer_id
 
 )
 

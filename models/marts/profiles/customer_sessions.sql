@@ -18,9 +18,9 @@ visitors as (
 
     select
         events.*,
-        coalesce(customer_id, 'anonymous:' || anonymous_id) as visitor_id
+        coalesce(events.customer_id, 'anonymous:' || events.anonymous_id) as visitor_id
     from events
-    where customer_id is not null or anonymous_id is not null
+    where events.customer_id is not null or events.anonymous_id is not null
 
 ),
 
@@ -29,7 +29,11 @@ gaps as (
     select
         visitors.*,
         case
-            when lag(occurred_at) over (partition by visitor_id order by occurred_at, event_id) is null then 1
+            when
+                lag(visitors.occurred_at)
+                    over (partition by visitors.visitor_id order by visitors.occurred_at, visitors.event_id)
+                is null
+                then 1
             when {{ dbt.datediff(
                 "lag(occurred_at) over (partition by visitor_id order by occurred_at, event_id)",
                 "occurred_at", "second") }} > {{ var('cdp_session_timeout_minutes') * 60 }} then 1
@@ -43,8 +47,9 @@ numbered as (
 
     select
         gaps.*,
-        sum(is_session_start) over (
-            partition by visitor_id order by occurred_at, event_id rows between unbounded preceding and current row
+        sum(gaps.is_session_start) over (
+            partition by gaps.visitor_id
+            order by gaps.occurred_at, gaps.event_id rows between unbounded preceding and current row
         ) as session_number
     from gaps
 
@@ -92,7 +97,8 @@ final as (
         case
             when user_agent is null then 'unknown'
             when lower(user_agent) like '%ipad%' or lower(user_agent) like '%tablet%' then 'tablet'
-            when lower(user_agent) like '%mobile%' or lower(user_agent) like '%android%'
+            when
+                lower(user_agent) like '%mobile%' or lower(user_agent) like '%android%'
                 or lower(user_agent) like '%iphone%' then 'mobile'
             else 'desktop'
         end as device_type

@@ -10,45 +10,51 @@ with
 
 members as (
 
-    select segment_name, customer_id from {{ ref('segment_members') }}
+    select
+        segment_name,
+        customer_id
+    from {{ ref('segment_members') }}
 
 ),
 
 {% if is_incremental() %}
-open_stays as (
+    open_stays as (
 
-    select * from {{ this }} where exited_at is null
+        select * from {{ this }}
+        where exited_at is null
 
-),
+    ),
 
-exited as (
+    exited as (
 
-    select
-        open_stays.membership_id,
-        open_stays.segment_name,
-        open_stays.customer_id,
-        open_stays.entered_at,
-        {{ build_at }} as exited_at
-    from open_stays
-    left join members
-        on members.segment_name = open_stays.segment_name
-        and members.customer_id = open_stays.customer_id
-    where members.customer_id is null
+        select
+            open_stays.membership_id,
+            open_stays.segment_name,
+            open_stays.customer_id,
+            open_stays.entered_at,
+            {{ build_at }} as exited_at
+        from open_stays
+        left join members
+            on
+                open_stays.segment_name = members.segment_name
+                and open_stays.customer_id = members.customer_id
+        where members.customer_id is null
 
-),
+    ),
 
-entered as (
+    entered as (
 
-    select
-        members.segment_name,
-        members.customer_id
-    from members
-    left join open_stays
-        on open_stays.segment_name = members.segment_name
-        and open_stays.customer_id = members.customer_id
-    where open_stays.customer_id is null
+        select
+            members.segment_name,
+            members.customer_id
+        from members
+        left join open_stays
+            on
+                members.segment_name = open_stays.segment_name
+                and members.customer_id = open_stays.customer_id
+        where open_stays.customer_id is null
 
-),
+    ),
 {% else %}
 exited as (
 
@@ -72,7 +78,13 @@ entered as (
 
 final as (
 
-    select membership_id, segment_name, customer_id, entered_at, exited_at from exited
+    select
+        membership_id,
+        segment_name,
+        customer_id,
+        entered_at,
+        exited_at
+    from exited
     union all
     select
         segment_name || ':' || customer_id || ':' || '{{ run_started_at.strftime("%Y%m%d%H%M%S") }}' as membership_id,
