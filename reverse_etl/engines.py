@@ -9,6 +9,7 @@ tests and local trials. The profiles that point dbt at these engines live in
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -289,6 +290,7 @@ class PostgresCluster:
         self._run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(self.root / "server.log"), "-o", options,
                    "-w", "-t", "60", "start"])  # fmt: skip
         self._started = True
+        atexit.register(self.stop)  # an interrupted run still stops the server
         admin = PostgresTarget(port=self.port, user=self.user, database="postgres").connect()
         try:
             admin.autocommit = True

@@ -53,13 +53,7 @@ def parse_owner(raw: Any) -> dict[str, str]:
 
 def sync_owner(config: SyncConfig) -> dict[str, str] | None:
     """The ``owner`` a sync file declares (a name, 'Name <email>', or {name, email}), if any."""
-    declared = getattr(config, "owner", None)
-    if declared is None:
-        try:
-            declared = (yaml.safe_load(config.path.read_text()) or {}).get("owner")
-        except (OSError, yaml.YAMLError, AttributeError):
-            declared = None
-    owner = parse_owner(declared) if declared else None
+    owner = parse_owner(config.owner) if config.owner else None
     return owner or None
 
 

@@ -41,11 +41,6 @@ PRIVACY_SCHEMA = "cdp_privacy"
 P = PRIVACY_SCHEMA
 REDACTED = "[redacted: erasure request]"
 
-# Purposes ad platforms need (Google's EU user consent policy, Meta's and TikTok's terms for customer
-# lists). Used for a destination class that does not declare ``consent_purposes`` itself.
-AD_PLATFORM_PURPOSES = ("ads_personalization", "ad_user_data")
-AD_PLATFORMS = ("google_ads", "meta", "tiktok", "linkedin")
-
 # Keep in step with the on-run-start hook in dbt_project.yml, which creates the same table so the
 # project builds on a fresh warehouse.
 FORGOTTEN_DDL = f"""create table if not exists {P}.forgotten_identifiers (
@@ -102,10 +97,7 @@ def utcnow() -> datetime:
 
 def destination_purposes(destination: type[Destination]) -> tuple[str, ...]:
     """Consent purposes a destination needs from every person it is sent."""
-    declared = tuple(getattr(destination, "consent_purposes", ()) or ())
-    if declared:
-        return declared
-    return AD_PLATFORM_PURPOSES if destination.name in AD_PLATFORMS else ()
+    return tuple(destination.consent_purposes)
 
 
 def effective_purposes(config: SyncConfig) -> tuple[str, ...]:

@@ -269,3 +269,26 @@
         {% do exceptions.raise_compiler_error("unknown aggregation '" ~ aggregation ~ "'") %}
     {%- endif -%}
 {%- endmacro %}
+
+{#- Spark 3.4+ has FILTER, min_by/max_by over a struct key and a deterministic mode (ties: smallest). -#}
+{% macro spark__cdp_filtered_aggregate(aggregation, value, condition) -%}
+    {%- set only = ' filter (where ' ~ condition ~ ')' if condition else '' -%}
+    {%- set present = ((condition ~ ' and ') if condition else '') ~ value ~ ' is not null' -%}
+    {%- set only_non_null = ' filter (where ' ~ present ~ ')' -%}
+    {%- if aggregation in ['count', 'sum', 'avg', 'min', 'max'] -%}
+        {{ aggregation }}({{ value }}){{ only }}
+    {%- elif aggregation == 'unique_count' -%}
+        count(distinct {{ value }}){{ only }}
+    {%- elif aggregation == 'unique_list' -%}
+        case when count({{ value }}){{ only }} > 0 then
+            array_join(array_sort(collect_set(cast({{ value }} as string)){{ only }}), ',') end
+    {%- elif aggregation == 'first' -%}
+        min_by({{ value }}, struct(occurred_at, event_id)){{ only_non_null }}
+    {%- elif aggregation == 'last' -%}
+        max_by({{ value }}, struct(occurred_at, event_id)){{ only_non_null }}
+    {%- elif aggregation == 'most_frequent' -%}
+        mode({{ value }}, true){{ only_non_null }}
+    {%- else -%}
+        {% do exceptions.raise_compiler_error("unknown aggregation '" ~ aggregation ~ "'") %}
+    {%- endif -%}
+{%- endmacro %}

@@ -7,22 +7,32 @@
     {{ return(("cast('" ~ fixed ~ "' as " ~ dbt.type_timestamp() ~ ")") if fixed else latest) }}
 {%- endmacro %}
 
-{#- Ordering that puts the surviving value first, for a survivorship rule. -#}
-{% macro cdp_survivorship_order(rule) -%}
+{#- Window ordering that puts each attribute's surviving value first, whatever its rule
+    (var cdp_survivorship): source_priority ranks by var cdp_source_priority, most_frequent by how often
+    the value was observed, and every rule then prefers the latest observation. CRM lifecycle_stage is
+    most_recent. -#}
+{% macro cdp_survivorship_ranking() -%}
+    {%- set survivorship = var('cdp_survivorship') -%}
+    {%- set by_priority = [] -%}
+    {%- set by_frequency = [] -%}
+    {%- for attribute, rule in survivorship.items() -%}
+        {%- if rule == 'source_priority' -%}{%- do by_priority.append(attribute) -%}{%- endif -%}
+        {%- if rule == 'most_frequent' -%}{%- do by_frequency.append(attribute) -%}{%- endif -%}
+    {%- endfor -%}
     {%- set cases = [] -%}
     {%- for source_model in var('cdp_source_priority') -%}
         {%- do cases.append("when '" ~ source_model ~ "' then " ~ loop.index) -%}
     {%- endfor -%}
-    {%- set orders = {
-        'source_priority': 'case source_model ' ~ cases | join(' ') ~ ' else 999 end, observed_at desc, attribute_value',
-        'most_recent': 'observed_at desc, attribute_value',
-        'most_frequent': 'value_count desc, observed_at desc, attribute_value',
-    } -%}
-    {%- if rule not in orders -%}
-        {% do exceptions.raise_compiler_error(
-            "var cdp_survivorship: unknown rule '" ~ rule ~ "'; use source_priority, most_recent or most_frequent") %}
+    {%- set keys = [] -%}
+    {%- if by_priority -%}
+        {%- do keys.append("case when attribute in (" ~ cdp_sql_strings(by_priority) ~ ") then case source_model "
+            ~ cases | join(' ') ~ " else 999 end else 0 end") -%}
     {%- endif -%}
-    {{ return(orders[rule]) }}
+    {%- if by_frequency -%}
+        {%- do keys.append("case when attribute in (" ~ cdp_sql_strings(by_frequency)
+            ~ ") then value_count else 0 end desc") -%}
+    {%- endif -%}
+    {{ return((keys + ['observed_at desc', 'attribute_value']) | join(', ')) }}
 {%- endmacro %}
 
 {#- Attributes int_profile_attributes observes, so survivorship may pick one value of each. -#}

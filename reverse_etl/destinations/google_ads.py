@@ -77,6 +77,8 @@ class GoogleAdsCustomerMatch(Destination):
     name = "google_ads"
     title = "Google Ads Customer Match"
     modes = ("audience", "mirror")
+    # Customer lists need the person's consent to ad personalisation and to ad use of their data.
+    consent_purposes = ("ads_personalization", "ad_user_data")
     limits = Limits(max_batch_size=5_000, requests_per_second=1.0, max_concurrency=1)
     identifier_fields = (
         "email",

@@ -48,6 +48,8 @@ class LinkedInAudiences(Destination):
     name = "linkedin"
     title = "LinkedIn Matched Audiences"
     modes = ("audience", "mirror")
+    # Customer lists need the person's consent to ad personalisation and to ad use of their data.
+    consent_purposes = ("ads_personalization", "ad_user_data")
     limits = Limits(max_batch_size=5_000, requests_per_second=10.0, max_concurrency=1)
     identifier_fields = ("email", "google_aid", "first_name", "last_name", "title", "company", "country")
     settings_spec = (

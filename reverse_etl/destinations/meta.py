@@ -93,6 +93,8 @@ class MetaCustomAudiences(Destination):
     name = "meta"
     title = "Meta Custom Audiences"
     modes = ("audience", "mirror")
+    # Customer lists need the person's consent to ad personalisation and to ad use of their data.
+    consent_purposes = ("ads_personalization", "ad_user_data")
     limits = Limits(max_batch_size=10_000, requests_per_second=2.0, max_concurrency=1)
     identifier_fields = (
         "email",

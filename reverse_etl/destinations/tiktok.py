@@ -69,6 +69,8 @@ class TikTokAudiences(Destination):
     name = "tiktok"
     title = "TikTok Audiences"
     modes = ("audience", "mirror")
+    # Customer lists need the person's consent to ad personalisation and to ad use of their data.
+    consent_purposes = ("ads_personalization", "ad_user_data")
     limits = Limits(max_batch_size=1_000, requests_per_second=5.0, max_concurrency=1)
     identifier_fields = ("email", "phone", "idfa", "aaid")
     settings_spec = (

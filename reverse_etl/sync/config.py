@@ -37,6 +37,7 @@ MODE_OPERATIONS: dict[str, tuple[str, str | None]] = {
 TOP_LEVEL_KEYS = (
     "name",
     "description",
+    "owner",
     "source",
     "destination",
     "mode",
@@ -136,6 +137,7 @@ class SyncConfig:
     batch_size: int | None = None
     retry: RetryConfig = field(default_factory=RetryConfig)
     description: str = ""
+    owner: str | dict[str, str] | None = None  # who to ask about this sync (dbt exposure owner)
 
     @property
     def operations(self) -> tuple[str, str | None]:
@@ -443,6 +445,9 @@ def parse_sync(data: Any, path: Path) -> SyncConfig:
     description = data.get("description") or ""
     if not isinstance(description, str):
         raise _fail(where, "description", "must be a string")
+    owner = data.get("owner")
+    if owner is not None and not isinstance(owner, str | dict):
+        raise _fail(where, "owner", "must be a name, 'Name <email>', or a mapping with name and email")
     return SyncConfig(
         name=name,
         path=path,
@@ -457,6 +462,7 @@ def parse_sync(data: Any, path: Path) -> SyncConfig:
         batch_size=batch_size,
         retry=_parse_retry(where, data.get("retry")),
         description=description,
+        owner=owner,
     )
 
 

@@ -5,7 +5,7 @@
 -#}
 {%- set survivorship = var('cdp_survivorship') %}
 {%- set user_traits = cdp_user_computed_traits() %}
-{{ cdp_check_survivorship() }}
+{%- do cdp_check_survivorship() %}
 
 with
 
@@ -51,28 +51,32 @@ attribute_counts as (
 
     select
         attributes.*,
-        count(*) over (partition by customer_id, attribute, attribute_value) as value_count
+        count(*)
+            over (partition by attributes.customer_id, attributes.attribute, attributes.attribute_value)
+            as value_count
     from attributes
 
 ),
 
 survivors as (
 
-    select customer_id, attribute, attribute_value, source_model
+    {#- One window for every attribute: the ordering switches on the attribute's rule. -#}
+    select
+        customer_id,
+        attribute,
+        attribute_value,
+        source_model
     from (
-        {%- for attribute, rule in survivorship.items() %}
         select
             customer_id,
             attribute,
             attribute_value,
             source_model,
-            row_number() over (partition by customer_id order by {{ cdp_survivorship_order(rule) }}) as value_rank
+            row_number() over (
+                partition by customer_id, attribute order by {{ cdp_survivorship_ranking() }}
+            ) as value_rank
         from attribute_counts
-        where attribute = '{{ attribute }}'
-        {%- if not loop.last %}
-        union all
-        {%- endif %}
-        {%- endfor %}
+        where attribute in ({{ cdp_sql_strings((survivorship | list) + ['lifecycle_stage']) }})
     ) as ranked
     where value_rank = 1
 
@@ -83,32 +87,20 @@ golden as (
     select
         customer_id,
         {%- for attribute in survivorship %}
-        max(case when attribute = '{{ attribute }}' then attribute_value end) as {{ attribute }},
+            max(case when attribute = '{{ attribute }}' then attribute_value end) as {{ attribute }},
         {%- endfor %}
-        max(case when attribute = 'email' then source_model end) as email_source
+        max(case when attribute = 'email' then source_model end) as email_source,
+        max(case when attribute = 'lifecycle_stage' then attribute_value end) as crm_lifecycle_stage
     from survivors
     group by customer_id
 
 ),
 
-crm_stage as (
-
-    select customer_id, attribute_value as crm_lifecycle_stage
-    from (
-        select
-            customer_id,
-            attribute_value,
-            row_number() over (partition by customer_id order by observed_at desc) as stage_rank
-        from attributes
-        where attribute = 'lifecycle_stage'
-    ) as staged
-    where stage_rank = 1
-
-),
-
 session_counts as (
 
-    select customer_id, count(*) as sessions
+    select
+        customer_id,
+        count(*) as sessions
     from sessions
     where customer_id is not null
     group by customer_id
@@ -124,7 +116,7 @@ joined as (
         customers.is_registered,
         customers.identifier_count,
         {%- for attribute in survivorship %}
-        golden.{{ attribute }},
+            golden.{{ attribute }},
         {%- endfor %}
         least(customers.first_seen_at, coalesce(computed.first_event_at, customers.first_seen_at)) as first_seen_at,
         computed.last_seen_at,
@@ -145,23 +137,23 @@ joined as (
         coalesce(computed.email_bounces, 0) > 0 as has_email_bounced,
         coalesce(computed.email_unsubscribes, 0) > 0 as has_unsubscribed,
         {%- for purpose in var('cdp_consent_purposes') %}
-        coalesce(computed.consent_{{ purpose }}_change = 'consent_{{ purpose }}_granted', false) as consent_{{ purpose }},
+            coalesce(computed.consent_{{ purpose }}_change = 'consent_{{ purpose }}_granted', false)
+                as consent_{{ purpose }},
         {%- endfor %}
         {%- for trait in user_traits %}
-        {%- set default = cdp_trait_default(trait) %}
-        {%- if default is not none %}
-        coalesce(computed.{{ trait.name }}, {{ default }}) as {{ trait.name }},
-        {%- else %}
+            {%- set default = cdp_trait_default(trait) %}
+            {%- if default is not none %}
+                coalesce(computed.{{ trait.name }}, {{ default }}) as {{ trait.name }},
+            {%- else %}
         computed.{{ trait.name }},
         {%- endif %}
         {%- endfor %}
-        crm_stage.crm_lifecycle_stage,
+        golden.crm_lifecycle_stage,
         {{ cdp_as_of() }} as as_of
     from customers
-    left join golden on golden.customer_id = customers.customer_id
-    left join computed on computed.customer_id = customers.customer_id
-    left join session_counts on session_counts.customer_id = customers.customer_id
-    left join crm_stage on crm_stage.customer_id = customers.customer_id
+    left join golden on customers.customer_id = golden.customer_id
+    left join computed on customers.customer_id = computed.customer_id
+    left join session_counts on customers.customer_id = session_counts.customer_id
 
 ),
 
@@ -172,7 +164,9 @@ scored as (
         {{ dbt.datediff('last_order_at', 'as_of', 'day') }} as days_since_last_order,
         {{ dbt.datediff('last_seen_at', 'as_of', 'day') }} as days_since_last_seen,
         case
-            when orders >= 2 then {{ dbt.datediff('first_order_at', 'last_order_at', 'day') }} * 1.0 / (orders - 1)
+            when
+                joined.orders >= 2
+                then {{ dbt.datediff('first_order_at', 'last_order_at', 'day') }} * 1.0 / (joined.orders - 1)
         end as days_between_orders
     from joined
 
@@ -182,9 +176,17 @@ rfm as (
 
     select
         scored.*,
-        case when orders > 0 then ntile(5) over (partition by orders > 0 order by days_since_last_order desc) end as recency_score,
-        case when orders > 0 then ntile(5) over (partition by orders > 0 order by orders) end as frequency_score,
-        case when orders > 0 then ntile(5) over (partition by orders > 0 order by lifetime_value) end as monetary_score
+        case
+            when
+                scored.orders > 0
+                then ntile(5) over (partition by scored.orders > 0 order by scored.days_since_last_order desc)
+        end
+            as recency_score,
+        case when scored.orders > 0 then ntile(5) over (partition by scored.orders > 0 order by scored.orders) end
+            as frequency_score,
+        case
+            when scored.orders > 0 then ntile(5) over (partition by scored.orders > 0 order by scored.lifetime_value)
+        end as monetary_score
     from scored
 
 ),
@@ -194,36 +196,49 @@ final as (
     select
         rfm.*,
         case
-            when orders > 0 then cast(recency_score as {{ dbt.type_string() }})
-                || cast(frequency_score as {{ dbt.type_string() }}) || cast(monetary_score as {{ dbt.type_string() }})
+            when rfm.orders > 0 then
+                cast(rfm.recency_score as {{ dbt.type_string() }})
+                || cast(rfm.frequency_score as {{ dbt.type_string() }})
+                || cast(rfm.monetary_score as {{ dbt.type_string() }})
         end as rfm_segment,
         coalesce(
-            crm_lifecycle_stage,
+            rfm.crm_lifecycle_stage,
             case
-                when orders > 0 and days_since_last_order > 180 then 'lapsed_customer'
-                when orders > 1 then 'repeat_customer'
-                when orders = 1 then 'customer'
-                when is_registered or email is not null then 'lead'
+                when rfm.orders > 0 and rfm.days_since_last_order > 180 then 'lapsed_customer'
+                when rfm.orders > 1 then 'repeat_customer'
+                when rfm.orders = 1 then 'customer'
+                when rfm.is_registered or rfm.email is not null then 'lead'
                 else 'visitor'
             end
         ) as lifecycle_stage,
         {#- Churn risk: how overdue the next order is against the customer's own rhythm (or 90 days),
             raised when email engagement has stopped. Explained in churn_risk_reason. -#}
+        
         case
-            when orders = 0 then null
+            when rfm.orders = 0 then null
             else least(1.0, round(
-                0.7 * least(1.0, days_since_last_order * 1.0 / (2 * coalesce(days_between_orders, 90) + 1))
-                + 0.3 * case when last_email_open_at is null
-                    or {{ dbt.datediff('last_email_open_at', 'as_of', 'day') }} > 60 then 1 else 0 end,
-                3))
+                0.7 * least(1.0, rfm.days_since_last_order * 1.0 / (2 * coalesce(rfm.days_between_orders, 90) + 1))
+                + 0.3 * case
+                    when
+                        rfm.last_email_open_at is null
+                        or {{ dbt.datediff('last_email_open_at', 'as_of', 'day') }} > 60 then 1
+                    else 0
+                end,
+                3
+            ))
         end as churn_risk_score,
         case
-            when orders = 0 then 'no orders'
-            else cast(days_since_last_order as {{ dbt.type_string() }}) || ' days since last order against a usual '
-                || cast(round(coalesce(days_between_orders, 90), 0) as {{ dbt.type_string() }}) || ' between orders'
-                || case when last_email_open_at is null
-                    or {{ dbt.datediff('last_email_open_at', 'as_of', 'day') }} > 60
-                    then '; no email opened in 60 days' else '' end
+            when rfm.orders = 0 then 'no orders'
+            else
+                cast(rfm.days_since_last_order as {{ dbt.type_string() }}) || ' days since last order against a usual '
+                || cast(round(coalesce(rfm.days_between_orders, 90), 0) as {{ dbt.type_string() }}) || ' between orders'
+                || case
+                    when
+                        rfm.last_email_open_at is null
+                        or {{ dbt.datediff('last_email_open_at', 'as_of', 'day') }} > 60
+                        then '; no email opened in 60 days'
+                    else ''
+                end
         end as churn_risk_reason
     from rfm
 

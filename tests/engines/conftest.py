@@ -1,0 +1,162 @@
+"""The same dbt project on other engines (PostgreSQL, Spark), compared with DuckDB on the same data.
+
+These tests start a PostgreSQL server or a Spark JVM and take minutes, so they run only when asked:
+``CDP_ENGINE_TESTS=1 pytest tests/engines -m postgres`` (or ``-m spark``); see docs/engines.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from reverse_etl.datagen import generate
+from reverse_etl.dbt import DbtResult, run_dbt
+from tests.conftest import PROJECT
+
+# Persons generated for the cross-engine comparison: enough for merges, refunds and every segment.
+CUSTOMERS = 300
+
+ENGINE_MARKERS = ("postgres", "spark")
+
+# What is compared across engines: the identity graph (customer ids derive from md5 of the anchor, so
+# they agree everywhere), segment membership and the core traits.
+GRAPH_SQL = "select identifier_type, identifier_value, customer_id from marts.identity_graph"
+SEGMENTS_SQL = "select segment_name, customer_id from marts.segment_members"
+TRAITS_SQL = (
+    "select customer_id, orders, cast(round(lifetime_value, 2) as decimal(18, 2)), page_views, "
+    "lifecycle_stage from marts.customer_traits"
+)
+
+
+# A second build in which every high-value customer leaves the segment: exercises the incremental
+# models (segment_membership_history closes their stays by delete+insert) on each engine.
+REBUILD_ARGS = [
+    "--select",
+    "high_value_customers+",
+    "--exclude",
+    "test_type:unit",
+    "--vars",
+    "{cdp_high_value_threshold: 1000000000}",
+]
+HISTORY_SQL = (
+    "select count(*), count(exited_at), count(distinct membership_id), "
+    "sum(case when segment_name = 'high_value_customers' and exited_at is null then 1 else 0 end), "
+    "(select count(*) from marts.segment_members) from marts.segment_membership_history"
+)
+
+
+def check_history_after_rebuild(before: tuple, after: tuple) -> None:
+    """Stays of the emptied segment are closed, nothing else changes, ids stay unique."""
+    rows, exited, distinct, high_value_open, members = (int(v or 0) for v in before)
+    assert high_value_open > 0 and exited == 0 and distinct == rows == members, before
+    rows2, exited2, distinct2, high_value_open2, members2 = (int(v or 0) for v in after)
+    assert (rows2, exited2, distinct2, high_value_open2) == (rows, high_value_open, rows, 0), after
+    assert members2 == rows - high_value_open, after
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in ENGINE_MARKERS:
+        config.addinivalue_line(
+            "markers", f"{name}: builds the dbt project on {name} (needs CDP_ENGINE_TESTS=1)"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("CDP_ENGINE_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(
+        reason="engine test: set CDP_ENGINE_TESTS=1 to run it (bash .ci/engines.sh, docs/engines.md)"
+    )
+    for item in items:
+        if any(item.get_closest_marker(name) for name in ENGINE_MARKERS):
+            item.add_marker(skip)
+
+
+@contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables for a block: dbt reads the engines profile
+    through env_var, and the DuckDB reference must not see a profiles directory."""
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dbt(args: list[str], env: Mapping[str, str | None]) -> DbtResult:
+    """dbt in-process with the given environment; fails the test with dbt's messages."""
+    with environment(env):
+        result = run_dbt(args)
+    if not result.success:
+        pytest.fail(
+            f"dbt {' '.join(args[:1])} failed:\n" + "\n".join(result.failures) + f"\n{result.exception or ''}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def raw_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated raw data, in DuckDB (the loaders copy it to the other engines)."""
+    path = tmp_path_factory.mktemp("engines_raw") / "raw.duckdb"
+    generate(path, CUSTOMERS)
+    return path
+
+
+@pytest.fixture(scope="session")
+def duckdb_reference(raw_database: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[tuple]]:
+    """The project built on DuckDB from the same raw data: what the other engines must reproduce."""
+    root = tmp_path_factory.mktemp("engines_duckdb")
+    database = root / "cdp.duckdb"
+    shutil.copy(raw_database, database)
+    with environment({"CDP_PROFILES_DIR": None, "DBT_PROFILES_DIR": None}):
+        result = run_dbt(
+            ["build", "--target-path", str(root / "target"), "--exclude", "test_type:unit"],
+            project=PROJECT,
+            database=database,
+        )
+    if not result.success:
+        pytest.fail("dbt build on DuckDB failed:\n" + "\n".join(result.failures))
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return {name: set(con.execute(sql).fetchall()) for name, sql in comparisons().items()}
+    finally:
+        con.close()
+
+
+def comparisons() -> dict[str, str]:
+    return {"identity_graph": GRAPH_SQL, "segment_members": SEGMENTS_SQL, "customer_traits": TRAITS_SQL}
+
+
+def normalise(rows: list[tuple]) -> set[tuple]:
+    """Rows as comparable tuples: Decimal and int agree, strings stay strings."""
+    out = set()
+    for row in rows:
+        out.add(tuple(str(v) if v is not None and not isinstance(v, str | int) else v for v in row))
+    return out
+
+
+def assert_same(engine: str, reference: dict[str, set[tuple]], actual: dict[str, set[tuple]]) -> None:
+    """Every compared table equal to DuckDB's, with a readable sample of the differences."""
+    for name in comparisons():
+        expected, got = normalise(list(reference[name])), normalise(list(actual[name]))
+        missing, extra = sorted(expected - got, key=str)[:5], sorted(got - expected, key=str)[:5]
+        assert expected == got, (
+            f"{name} on {engine} differs from DuckDB: {len(expected - got)} rows missing, "
+            f"{len(got - expected)} extra; missing e.g. {missing}; extra e.g. {extra}"
+        )
+        assert expected, f"{name} is empty on DuckDB: the comparison would prove nothing"
