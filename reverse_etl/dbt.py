@@ -79,9 +79,10 @@ def _release_duckdb() -> None:
 
 
 def manifest(project: Path | None = None) -> dict[str, Any]:
-    """The manifest of the last parse or build (``target/manifest.json``)."""
+    """The manifest of the last parse or build: ``$DBT_TARGET_PATH/manifest.json`` (as dbt resolves
+    it, relative to the project) or ``<project>/target/manifest.json``."""
     project = project or project_dir()
-    path = project / "target" / "manifest.json"
+    path = project / os.environ.get("DBT_TARGET_PATH", "target") / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `cdp build` (or `dbt parse`) first.")
     return json.loads(path.read_text())

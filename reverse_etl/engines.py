@@ -472,8 +472,6 @@ def query_rows(
         if spark is None:
             raise EngineError("query_rows('spark', ...) needs spark=<SparkSession>")
         return [tuple(row) for row in spark.sql(sql).collect()]
-    if engine == "duckdb":
-        raise EngineError("query DuckDB with reverse_etl.warehouse.Warehouse")
     raise EngineError(f"unknown engine {engine!r}: use postgres or spark")
 
 
