@@ -78,11 +78,27 @@ def _release_duckdb() -> None:
     DuckDBConnectionManager.close_all_connections()
 
 
-def manifest(project: Path | None = None) -> dict[str, Any]:
-    """The manifest of the last parse or build: ``$DBT_TARGET_PATH/manifest.json`` (as dbt resolves
-    it, relative to the project) or ``<project>/target/manifest.json``."""
+def target_path(project: Path, dbt_args: Sequence[str] = ()) -> Path:
+    """Where dbt writes its artefacts: ``--target-path`` in ``dbt_args``, ``DBT_TARGET_PATH``, or
+    ``<project>/target`` (a relative path is relative to the project, as dbt resolves it)."""
+    value: str | None = None
+    args = list(dbt_args)
+    for i, arg in enumerate(args):
+        if arg == "--target-path" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--target-path="):
+            value = arg.split("=", 1)[1]
+    value = value or os.environ.get("DBT_TARGET_PATH")
+    if not value:
+        return project / "target"
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else project / path
+
+
+def manifest(project: Path | None = None, dbt_args: Sequence[str] = ()) -> dict[str, Any]:
+    """The manifest of the last parse or build (see ``target_path``)."""
     project = project or project_dir()
-    path = project / os.environ.get("DBT_TARGET_PATH", "target") / "manifest.json"
+    path = target_path(project, dbt_args) / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `cdp build` (or `dbt parse`) first.")
     return json.loads(path.read_text())

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reverse_etl.dbt import DbtResult, run_dbt
+from reverse_etl.dbt import DbtResult, run_dbt, target_path
 from reverse_etl.sync.config import SourceConfig, SyncConfig, SyncConfigError, load_syncs
 from reverse_etl.sync.engine import RunSummary
 
@@ -65,22 +64,6 @@ class PipelineResult:
 
 
 # -- dbt artefacts ---------------------------------------------------------------------------------
-
-
-def target_path(project: Path, dbt_args: Sequence[str] = ()) -> Path:
-    """Where dbt writes its artefacts: ``--target-path``, ``DBT_TARGET_PATH``, or ``<project>/target``."""
-    value: str | None = None
-    args = list(dbt_args)
-    for i, arg in enumerate(args):
-        if arg == "--target-path" and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith("--target-path="):
-            value = arg.split("=", 1)[1]
-    value = value or os.environ.get("DBT_TARGET_PATH")
-    if not value:
-        return project / "target"
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else project / path
 
 
 def load_json(path: Path) -> dict[str, Any]:

@@ -195,9 +195,9 @@ def check_command(
 ) -> None:
     """Validate every sync against the dbt project and the warehouse: models, columns, consent. For CI."""
     from reverse_etl.checks import Problem, run_checks
+    from reverse_etl.dbt import target_path as default_target
     from reverse_etl.exposures import parse_owner
     from reverse_etl.orchestrate import load_json
-    from reverse_etl.orchestrate import target_path as default_target
 
     note = None
     if manifest_path:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reverse_etl.dbt import manifest
 from reverse_etl.identity import find_identifier
 from reverse_etl.warehouse import MARTS_SCHEMA, Warehouse, WarehouseError
 
@@ -52,25 +51,10 @@ class Preview:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def load_manifest(project: Path) -> dict[str, Any]:
-    """The manifest of the last build: ``$DBT_TARGET_PATH/manifest.json`` when dbt is pointed at another
-    target directory (as dbt itself honours that variable), else ``<project>/target``."""
-    target = os.environ.get("DBT_TARGET_PATH")
-    if target:
-        path = Path(target)
-        path = (path if path.is_absolute() else project / path) / "manifest.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found (DBT_TARGET_PATH={target}): run `cdp build` first.")
-        return json.loads(path.read_text())
-    from reverse_etl.dbt import manifest
-
-    return manifest(project)
-
-
 def segment_definitions(project: Path) -> dict[str, SegmentInfo]:
     """Every segment the manifest knows: models under models/segments and declared segments."""
     try:
-        data = load_manifest(project)
+        data = manifest(project)
     except FileNotFoundError as exc:
         raise WarehouseError(str(exc)) from exc
     found: dict[str, SegmentInfo] = {}

@@ -20,9 +20,10 @@ import yaml
 from click.testing import CliRunner
 
 from reverse_etl.cli import cli
+from reverse_etl.dbt import target_path
 from reverse_etl.emulators.base import FaultConfig
 from reverse_etl.emulators.webhook import WebhookEmulator
-from reverse_etl.orchestrate import Lineage, blocked_by, load_json, target_path
+from reverse_etl.orchestrate import Lineage, blocked_by, load_json
 from reverse_etl.scheduler import Scheduler, due_times
 from reverse_etl.sync.config import parse_sync
 from reverse_etl.sync.engine import run_sync
