@@ -187,6 +187,21 @@ class Destination(abc.ABC):
         when the record cannot be sent (no valid identifier). Default: pass through."""
         return dict(fields), None
 
+    def _normalised(
+        self, records: Sequence[Record]
+    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
+        """Split a batch into (record, vendor-shaped fields) to send and the records ``normalise``
+        refused, already answered as rejected with its reason."""
+        kept: list[tuple[Record, dict[str, Any]]] = []
+        rejected: list[RecordResult] = []
+        for record in records:
+            fields, reason = self.normalise(record.fields)
+            if fields is None:
+                rejected.append(RecordResult(record.key, ok=False, reason=reason))
+            else:
+                kept.append((record, fields))
+        return kept, rejected
+
     def prepare(self, context: SyncContext) -> None:  # noqa: B027 - optional hook
         """Called once per run before sending: create the audience or list when it does not exist and
         keep its id in ``context.state``."""

@@ -79,18 +79,6 @@ class BrazeUsers(Destination):
                 out[key] = value
         return out, None
 
-    def _normalised(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
-        kept, rejected = [], []
-        for record in records:
-            fields, reason = self.normalise(record.fields)
-            if fields is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, fields))
-        return kept, rejected
-
     def audience_attribute(self, context: SyncContext) -> str:
         return str(self.settings.get("audience_attribute") or f"cdp_{context.sync_name}")
 

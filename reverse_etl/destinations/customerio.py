@@ -136,19 +136,6 @@ class CustomerIoPeople(Destination):
             )
         return entry, None
 
-    def _normalised(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
-        kept: list[tuple[Record, dict[str, Any]]] = []
-        rejected: list[RecordResult] = []
-        for record in records:
-            entry, reason = self.normalise(record.fields)
-            if entry is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, entry))
-        return kept, rejected
-
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:

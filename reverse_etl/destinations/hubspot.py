@@ -84,19 +84,6 @@ class HubSpotContacts(Destination):
         out["email"] = email
         return out, None
 
-    def _normalised(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
-        kept: list[tuple[Record, dict[str, Any]]] = []
-        rejected: list[RecordResult] = []
-        for record in records:
-            fields, reason = self.normalise(record.fields)
-            if fields is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, fields))
-        return kept, rejected
-
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:

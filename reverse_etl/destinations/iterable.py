@@ -123,19 +123,6 @@ class IterableUsers(Destination):
     def _ident(self, user: Mapping[str, Any]) -> str:
         return str(user["email"] if self._by_email else user["userId"]).lower()
 
-    def _normalised(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
-        kept: list[tuple[Record, dict[str, Any]]] = []
-        rejected: list[RecordResult] = []
-        for record in records:
-            user, reason = self.normalise(record.fields)
-            if user is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, user))
-        return kept, rejected
-
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:

@@ -97,18 +97,6 @@ class KlaviyoProfiles(Destination):
                 out.setdefault("properties", {})[key] = value
         return out, None
 
-    def _normalised(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
-        kept, rejected = [], []
-        for record in records:
-            fields, reason = self.normalise(record.fields)
-            if fields is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, fields))
-        return kept, rejected
-
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str, query: Mapping[str, str] | None = None) -> str:

@@ -138,19 +138,6 @@ class MailchimpMembers(Destination):
             member["merge_fields"] = merge
         return member, None
 
-    def _normalised(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
-        kept: list[tuple[Record, dict[str, Any]]] = []
-        rejected: list[RecordResult] = []
-        for record in records:
-            member, reason = self.normalise(record.fields)
-            if member is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, member))
-        return kept, rejected
-
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,6 +124,7 @@ def duckdb_reference(raw_database: Path, tmp_path_factory: pytest.TempPathFactor
     root = tmp_path_factory.mktemp("engines_duckdb")
     database = root / "cdp.duckdb"
     shutil.copy(raw_database, database)
+    started = time.perf_counter()
     with environment({"CDP_PROFILES_DIR": None, "DBT_PROFILES_DIR": None}):
         result = run_dbt(
             ["build", "--target-path", str(root / "target"), "--exclude", "test_type:unit"],
@@ -131,6 +133,7 @@ def duckdb_reference(raw_database: Path, tmp_path_factory: pytest.TempPathFactor
         )
     if not result.success:
         pytest.fail("dbt build on DuckDB failed:\n" + "\n".join(result.failures))
+    print(f"duckdb: dbt build {time.perf_counter() - started:.0f}s")
     con = duckdb.connect(str(database), read_only=True)
     try:
         return {name: set(con.execute(sql).fetchall()) for name, sql in comparisons().items()}

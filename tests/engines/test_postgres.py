@@ -42,9 +42,11 @@ def postgres(raw_database: Path) -> Iterator[PostgresCluster]:
     reason = postgres_available()
     if reason:
         pytest.skip(reason)
+    started = time.perf_counter()
     with PostgresCluster() as cluster:
         loaded = load_postgres(raw_database, cluster.target)
         assert loaded["segment.pages"] > 0, loaded
+        print(f"postgres: initdb, start and load {time.perf_counter() - started:.0f}s")
         yield cluster
 
 

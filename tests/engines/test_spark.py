@@ -30,10 +30,12 @@ def spark(
     if reason:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("spark")
+    started = time.perf_counter()
     session = spark_session(root, catalog="in-memory")
     try:
         loaded = load_spark(raw_database, session)
         assert loaded["segment.pages"] > 0, loaded
+        print(f"spark: session start and load {time.perf_counter() - started:.0f}s")
         env: dict[str, str | None] = {
             "CDP_PROFILES_DIR": str(ENGINE_PROFILES_DIR),
             "CDP_SPARK_DIR": str(root),
