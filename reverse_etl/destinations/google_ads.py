@@ -190,12 +190,8 @@ class GoogleAdsCustomerMatch(Destination):
         groups: dict[
             tuple[tuple[str, str], ...], tuple[dict[str, str], list[tuple[Record, dict[str, Any]]]]
         ] = {}
-        rejected: list[RecordResult] = []
-        for record in records:
-            fields, reason = self.normalise(record.fields)
-            if fields is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-                continue
+        kept, rejected = self._normalised(records)
+        for record, fields in kept:
             consent = self._consent(fields)
             groups.setdefault(tuple(sorted(consent.items())), (consent, []))[1].append((record, fields))
         return list(groups.values()), rejected

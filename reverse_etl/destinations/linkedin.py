@@ -97,19 +97,6 @@ class LinkedInAudiences(Destination):
             return None, "no valid email or google_aid, and no first and last name"
         return out, None
 
-    def _elements(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:
-        kept: list[tuple[Record, dict[str, Any]]] = []
-        rejected: list[RecordResult] = []
-        for record in records:
-            element, reason = self.normalise(record.fields)
-            if element is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, element))
-        return kept, rejected
-
     # -- requests --------------------------------------------------------------------------------
 
     @property
@@ -151,7 +138,7 @@ class LinkedInAudiences(Destination):
             raise ValueError(
                 f"{len(records)} records exceed LinkedIn's {self.limits.max_batch_size} elements per request"
             )
-        kept, _ = self._elements(records)
+        kept, _ = self._normalised(records)
         elements = [{"action": action, **element} for _, element in kept]
         segment = quote(self._segment_id(context, planning=True), safe="{}")
         url = self._url(f"dmpSegments/{segment}/users")
@@ -240,7 +227,7 @@ class LinkedInAudiences(Destination):
     def send_batch(
         self, operation: str, records: Sequence[Record], context: SyncContext
     ) -> list[RecordResult]:
-        kept, results = self._elements(records)
+        kept, results = self._normalised(records)
         if not kept:
             return results
         self._segment_id(context)

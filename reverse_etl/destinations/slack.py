@@ -149,15 +149,8 @@ class SlackWebhook(Destination):
         return {"line": _short(line, MAX_LINE_CHARS)}, None
 
     def _lines(self, records: Sequence[Record]) -> tuple[list[tuple[Record, str]], list[RecordResult]]:
-        kept: list[tuple[Record, str]] = []
-        rejected: list[RecordResult] = []
-        for record in records:
-            out, reason = self.normalise(record.fields)
-            if out is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, out["line"]))
-        return kept, rejected
+        kept, rejected = self._normalised(records)
+        return [(record, out["line"]) for record, out in kept], rejected
 
     # -- requests --------------------------------------------------------------------------------
 

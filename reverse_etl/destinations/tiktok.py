@@ -105,19 +105,6 @@ class TikTokAudiences(Destination):
             return None, "no valid email, phone, idfa or aaid"
         return out, None
 
-    def _rows(
-        self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, str]]], list[RecordResult]]:
-        kept: list[tuple[Record, dict[str, str]]] = []
-        rejected: list[RecordResult] = []
-        for record in records:
-            ids, reason = self.normalise(record.fields)
-            if ids is None:
-                rejected.append(RecordResult(record.key, ok=False, reason=reason))
-            else:
-                kept.append((record, ids))
-        return kept, rejected
-
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
@@ -145,7 +132,7 @@ class TikTokAudiences(Destination):
             raise ValueError(
                 f"{len(records)} records exceed the {self.limits.max_batch_size} users sent per request"
             )
-        kept, _ = self._rows(records)
+        kept, _ = self._normalised(records)
         audience = self._audience_id(context, planning=True)
         schema = [k for k in ID_SCHEMA if any(k in ids for _, ids in kept)]
         batch = [
@@ -226,7 +213,7 @@ class TikTokAudiences(Destination):
     def send_batch(
         self, operation: str, records: Sequence[Record], context: SyncContext
     ) -> list[RecordResult]:
-        kept, results = self._rows(records)
+        kept, results = self._normalised(records)
         if not kept:
             return results
         self._audience_id(context)
