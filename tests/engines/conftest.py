@@ -61,13 +61,6 @@ def check_history_after_rebuild(before: tuple, after: tuple) -> None:
     assert members2 == rows - high_value_open, after
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    for name in ENGINE_MARKERS:
-        config.addinivalue_line(
-            "markers", f"{name}: builds the dbt project on {name} (needs CDP_ENGINE_TESTS=1)"
-        )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("CDP_ENGINE_TESTS") == "1":
         return
