@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from reverse_etl.dbt import manifest
 from reverse_etl.identity import find_identifier
+from reverse_etl.sqlcheck import check_where
 from reverse_etl.warehouse import MARTS_SCHEMA, Warehouse, WarehouseError
 
 DECLARED_MODEL = "declared_segments"
@@ -121,20 +124,36 @@ def _check_segment(wh: Warehouse, name: str, project: Path | None) -> None:
         raise WarehouseError(f"no segment named '{name}'{hint} (known: {', '.join(sorted(known)) or 'none'})")
 
 
-def preview(wh: Warehouse, name: str, *, sample: int = 10, project: Path | None = None) -> Preview:
-    """Size, a sample of members and the size after each build (from segment_membership_history)."""
+def preview(
+    wh: Warehouse, name: str, *, sample: int = 10, project: Path | None = None, where: str | None = None
+) -> Preview:
+    """Size, a sample of members and the size after each build (from segment_membership_history).
+
+    `where` narrows the size and the sample to members matching an ad-hoc filter over the columns of
+    marts.segment_members; it is checked by reverse_etl.sqlcheck (one read-only boolean expression)
+    before it is spliced into the query. The history is of the whole segment."""
     _check_segment(wh, name, project)
     members = wh.require(MARTS_SCHEMA, "segment_members")
-    counts = wh.query(
-        f"select count(*) filter (where not is_holdout) as members, count(*) filter (where is_holdout) "
-        f"as holdouts from {members} where segment_name = ?",
-        [name],
-    )[0]
-    rows = wh.query(
-        f"select customer_id, email, phone, first_name, last_name, country, lifetime_value, orders, is_holdout "
-        f"from {members} where segment_name = ? order by customer_id limit ?",
-        [name, sample],
-    )
+    extra = f" and ({check_where(where)})" if where is not None else ""
+    try:
+        counts = wh.query(
+            f"select count(*) filter (where not is_holdout) as members, count(*) filter (where is_holdout) "
+            f"as holdouts from {members} where segment_name = ?{extra}",
+            [name],
+        )[0]
+        rows = wh.query(
+            f"select customer_id, email, phone, first_name, last_name, country, lifetime_value, orders, "
+            f"is_holdout from {members} where segment_name = ?{extra} order by customer_id limit ?",
+            [name, sample],
+        )
+    except duckdb.Error as exc:
+        if not extra:
+            raise
+        columns = ", ".join(c["column_name"] for c in wh.query(f"describe {members}"))
+        raise WarehouseError(
+            f"--where {where!r} failed on {MARTS_SCHEMA}.segment_members: {str(exc).splitlines()[0]}. "
+            f"Its columns are: {columns}."
+        ) from exc
     history: list[dict[str, Any]] = []
     if wh.relation_exists(MARTS_SCHEMA, "segment_membership_history"):
         table = f'"{MARTS_SCHEMA}"."segment_membership_history"'

@@ -8,6 +8,7 @@ import click
 
 from reverse_etl.display import is_pii, mask, render_table
 from reverse_etl.profiles import list_segments, overlap, preview, show_profile
+from reverse_etl.sqlcheck import UnsafeFilterError, check_where
 from reverse_etl.warehouse import Warehouse, WarehouseError
 
 # Traits shown first in `cdp profile show`; the rest follow in column order.
@@ -112,15 +113,28 @@ def list_command(obj) -> None:
 @click.argument("name")
 @click.option("--sample", type=click.IntRange(0), default=10, show_default=True, help="Members to show.")
 @click.option("--show-pii", is_flag=True, help="Show emails, phones and names unmasked.")
+@click.option(
+    "--where",
+    "where",
+    default=None,
+    help='Only members matching this condition over the segment\'s columns, e.g. "orders > 1" '
+    "(one read-only expression; checked before it runs).",
+)
 @click.pass_obj
-def preview_command(obj, name: str, sample: int, show_pii: bool) -> None:
+def preview_command(obj, name: str, sample: int, show_pii: bool, where: str | None) -> None:
     """Size of segment NAME, a sample of its members, and its size after each build."""
+    if where is not None:
+        try:
+            check_where(where)
+        except UnsafeFilterError as exc:
+            raise click.BadParameter(str(exc).removeprefix("--where: "), param_hint="--where") from exc
     try:
         with Warehouse(obj.database, read_only=True) as wh:
-            p = preview(wh, name, sample=sample, project=obj.project)
+            p = preview(wh, name, sample=sample, project=obj.project, where=where)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.secho(f"{p.name}: {p.members:,} members, {p.holdouts:,} held out", bold=True)
+    label = f"{p.name} where {where}" if where is not None else p.name
+    click.secho(f"{label}: {p.members:,} members, {p.holdouts:,} held out", bold=True)
     if sample:
         click.echo(render_table(_masked_rows(p.sample, show_pii)))
     click.echo("\nSize after each build:")

@@ -9,9 +9,13 @@ alert that cannot be delivered is reported on the run, never fails the run.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -46,12 +50,53 @@ def evaluate(config: AlertsConfig, summary: dict[str, Any], previous: dict[str, 
     return alerts
 
 
+class _RedactHookPaths(logging.Filter):
+    """Hides hook URL paths in urllib3's DEBUG lines ("POST /services/T0/B0/xyz ..."): for Slack and
+    most webhook hosts the path is the secret."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted(secrets, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for s in self.secrets:
+                message = message.replace(s, "/***")
+            record.msg, record.args = message, ()
+        return True
+
+
+@contextlib.contextmanager
+def _hook_urls_hidden_from_logs(*envs: str | None) -> Iterator[None]:
+    secrets: list[str] = []
+    for env in envs:
+        url = os.environ.get(env) if env else None
+        if url:
+            parts = urlsplit(url)
+            secrets += [p for p in (parts.path, parts.query) if len(p) > 1]
+            if parts.query:
+                secrets.append(f"{parts.path}?{parts.query}")
+    logger = logging.getLogger("urllib3.connectionpool")
+    redact = _RedactHookPaths(secrets)
+    logger.addFilter(redact)
+    try:
+        yield
+    finally:
+        logger.removeFilter(redact)
+
+
 def send(
     config: AlertsConfig, summary: dict[str, Any], alerts: list[str], *, timeout: float = 10.0
 ) -> list[str]:
     """Post the alerts; returns problems met while sending (never raises)."""
     if not alerts:
         return []
+    with _hook_urls_hidden_from_logs(config.slack_webhook_env, config.webhook_url_env):
+        return _send(config, summary, alerts, timeout=timeout)
+
+
+def _send(config: AlertsConfig, summary: dict[str, Any], alerts: list[str], *, timeout: float) -> list[str]:
     problems: list[str] = []
     text = "\n".join(alerts)
     if config.slack_webhook_env:
