@@ -120,7 +120,13 @@ def demo(obj: CdpContext, customers: int, seed: int) -> None:
     click.secho(f"\nDone. The warehouse is {result.database}. Next:", fg="green")
     click.echo("  cdp identity stats                      how the identity graph looks")
     click.echo("  cdp identity explain <email or id>      why a customer holds the identifiers it does")
-    click.echo("  cdp sync plan high_value_customers_webhook   what a sync would send, offline")
+    from reverse_etl.emulators.webhook import DEFAULT_SECRET
+
+    click.echo(
+        f"  CDP_WEBHOOK_SECRET={DEFAULT_SECRET} cdp sync plan high_value_customers_webhook\n"
+        "                                          what the sync would send next, offline"
+        " (the emulator's demo secret; a real sync reads yours from the environment)"
+    )
     click.echo("  cdp sync history high_value_customers_webhook")
     click.echo(
         f"  duckdb {result.database}             the marts schema: identity_graph, customer_profiles, ..."

@@ -32,6 +32,10 @@ class Delivery:
     fields: str  # the delivered fields as canonical JSON
 
 
+# The signing secret the emulator expects unless told otherwise (a demo value, not a credential).
+DEFAULT_SECRET = "whsec_" + base64.b64encode(b"emulator-secret-0123456789abcdef").decode()
+
+
 class WebhookEmulator(Emulator):
     name = "webhook"
     path = "/webhook"
@@ -40,7 +44,7 @@ class WebhookEmulator(Emulator):
         self,
         faults: FaultConfig | None = None,
         *,
-        secret: str = "whsec_" + base64.b64encode(b"emulator-secret-0123456789abcdef").decode(),
+        secret: str = DEFAULT_SECRET,
         tolerance_seconds: int = 300,
         record_reject_values: tuple[str, ...] = (),
         port: int = 0,
