@@ -231,6 +231,12 @@ class Destination(abc.ABC):
         (create a job, add to it, run it) override this."""
         return [self.build_request(operation, records, context)]
 
+    def _check_batch_size(self, records: Sequence[Record], what: str) -> None:
+        """Refuse a batch over the vendor's limit before building it; ``what`` names the limit in the
+        vendor's terms, with ``{limit}`` for the number (e.g. "Meta's {limit} rows per request")."""
+        if len(records) > self.limits.max_batch_size:
+            raise ValueError(f"{len(records)} records exceed {what.format(limit=self.limits.max_batch_size)}")
+
     def send_request(self, request: PlannedRequest, *, timeout: float = 60.0) -> requests.Response:
         """Send a planned request; transport failures (timeouts, resets) become TransientError."""
         method, url, headers, body = request

@@ -93,10 +93,7 @@ class BrazeUsers(Destination):
     ) -> PlannedRequest:
         if operation not in ("upsert", "update", "add", "remove"):
             raise ValueError(f"Braze cannot '{operation}'; use upsert, update, add or remove")
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed Braze's {self.limits.max_batch_size} attributes per request"
-            )
+        self._check_batch_size(records, "Braze's {limit} attributes per request")
         attributes = []
         for _, fields in self._normalised(records)[0]:
             item = dict(fields)

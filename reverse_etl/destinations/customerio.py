@@ -170,10 +170,7 @@ class CustomerIoPeople(Destination):
         self, operation: str, records: Sequence[Record], context: SyncContext
     ) -> PlannedRequest:
         """The identify batch for upsert/add; the segment removal for remove."""
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed the {self.limits.max_batch_size} people per request"
-            )
+        self._check_batch_size(records, "the {limit} people per request")
         kept, _ = self._normalised(records)
         if operation in ("upsert", "add"):
             return "POST", self._url("api/v2/batch"), self._headers(), {"batch": [e for _, e in kept]}

@@ -244,10 +244,7 @@ class GoogleAdsCustomerMatch(Destination):
         kind = OPERATION_KIND.get(operation)
         if kind is None:
             raise ValueError(f"Google Customer Match cannot '{operation}'; use add, upsert or remove")
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed the {self.limits.max_batch_size} per request kept here"
-            )
+        self._check_batch_size(records, "the {limit} per request kept here")
         operations = []
         for record in records:
             fields, _ = self.normalise(record.fields)

@@ -100,10 +100,7 @@ class HubSpotContacts(Destination):
     ) -> PlannedRequest:
         """The request that carries the batch: a batch write for upsert/update/insert/add, the id lookup
         for remove (removal then archives or un-lists the ids found; see ``plan_requests``)."""
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed HubSpot's {self.limits.max_batch_size} inputs per batch"
-            )
+        self._check_batch_size(records, "HubSpot's {limit} inputs per batch")
         kept, _ = self._normalised(records)
         if operation in ("upsert", "add"):
             inputs = [

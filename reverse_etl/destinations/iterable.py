@@ -144,10 +144,7 @@ class IterableUsers(Destination):
     def build_request(
         self, operation: str, records: Sequence[Record], context: SyncContext
     ) -> PlannedRequest:
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed Iterable's {self.limits.max_batch_size} users per request"
-            )
+        self._check_batch_size(records, "Iterable's {limit} users per request")
         users = [u for _, u in self._normalised(records)[0]]
         if operation in ("upsert", "update"):
             return "POST", self._url("users/bulkUpdate"), self._headers(), {"users": users}

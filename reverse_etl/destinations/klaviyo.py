@@ -126,10 +126,7 @@ class KlaviyoProfiles(Destination):
     ) -> PlannedRequest:
         """Adds and upserts are a bulk import job; removal is the profile-id lookup by email (removal
         then drops the ids found from the list; see ``plan_requests``)."""
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed the {self.limits.max_batch_size} profiles per batch kept here"
-            )
+        self._check_batch_size(records, "the {limit} profiles per batch kept here")
         kept, _ = self._normalised(records)
         if operation in ("add", "upsert"):
             profiles = [{"type": "profile", "attributes": fields} for _, fields in kept]

@@ -134,10 +134,7 @@ class LinkedInAudiences(Destination):
         action = OPERATION_ACTION.get(operation)
         if action is None:
             raise ValueError(f"LinkedIn Matched Audiences cannot '{operation}'; use add, upsert or remove")
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed LinkedIn's {self.limits.max_batch_size} elements per request"
-            )
+        self._check_batch_size(records, "LinkedIn's {limit} elements per request")
         kept, _ = self._normalised(records)
         elements = [{"action": action, **element} for _, element in kept]
         segment = quote(self._segment_id(context, planning=True), safe="{}")

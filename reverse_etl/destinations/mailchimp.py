@@ -165,10 +165,7 @@ class MailchimpMembers(Destination):
         self, operation: str, records: Sequence[Record], context: SyncContext
     ) -> PlannedRequest:
         """The members batch for upsert/add; the segment removal for remove."""
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed Mailchimp's {self.limits.max_batch_size} members per request"
-            )
+        self._check_batch_size(records, "Mailchimp's {limit} members per request")
         kept, _ = self._normalised(records)
         if operation in ("upsert", "add"):
             body = {"members": [m for _, m in kept], "update_existing": True, "sync_tags": False}

@@ -224,10 +224,7 @@ class MetaCustomAudiences(Destination):
         method = OPERATION_METHOD.get(operation)
         if method is None:
             raise ValueError(f"Meta Custom Audiences cannot '{operation}'; use add, upsert or remove")
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed Meta's {self.limits.max_batch_size} rows per request"
-            )
+        self._check_batch_size(records, "Meta's {limit} rows per request")
         _, rows, _ = self._rows(records)
         schema = [key for key in SCHEMA_ORDER if any(key in row for row in rows)]
         data = [[row.get(key, "") for key in schema] for row in rows]

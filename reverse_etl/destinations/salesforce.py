@@ -156,10 +156,7 @@ class SalesforceUpsert(Destination):
         self, operation: str, records: Sequence[Record], context: SyncContext
     ) -> PlannedRequest:
         """The upsert for upsert/add; for remove, the SOQL lookup of the records' ids."""
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed Salesforce's {self.limits.max_batch_size} records per collection"
-            )
+        self._check_batch_size(records, "Salesforce's {limit} records per collection")
         kept, _ = self._normalised(records)
         obj = str(self.settings["object"])
         if operation in ("upsert", "add"):

@@ -186,10 +186,7 @@ class SlackWebhook(Destination):
     ) -> PlannedRequest:
         if operation not in VERBS:
             raise ValueError(f"Slack cannot '{operation}'; use {', '.join(VERBS)}")
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed the {self.limits.max_batch_size} lines of one digest"
-            )
+        self._check_batch_size(records, "the {limit} lines of one digest")
         kept, _ = self._lines(records)
         return "POST", self.url, self._headers(), self.message(operation, [line for _, line in kept], context)
 

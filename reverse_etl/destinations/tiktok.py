@@ -128,10 +128,7 @@ class TikTokAudiences(Destination):
         action = OPERATION_ACTION.get(operation)
         if action is None:
             raise ValueError(f"TikTok Audiences cannot '{operation}'; use add, upsert or remove")
-        if len(records) > self.limits.max_batch_size:
-            raise ValueError(
-                f"{len(records)} records exceed the {self.limits.max_batch_size} users sent per request"
-            )
+        self._check_batch_size(records, "the {limit} users sent per request")
         kept, _ = self._normalised(records)
         audience = self._audience_id(context, planning=True)
         schema = [k for k in ID_SCHEMA if any(k in ids for _, ids in kept)]
