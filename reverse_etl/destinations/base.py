@@ -231,6 +231,16 @@ class Destination(abc.ABC):
         (create a job, add to it, run it) override this."""
         return [self.build_request(operation, records, context)]
 
+    def _prepared_id(self, context: SyncContext, key: str, *, planning: bool, missing: str) -> str:
+        """The id of the list or audience ``prepare()`` found or created (or the setting naming it); a
+        ``{key}`` placeholder when planning offline; else a terminal error saying what is ``missing``."""
+        value = context.state.get(key) or self.settings.get(key)
+        if value:
+            return str(value)
+        if planning:
+            return "{" + key + "}"
+        raise TerminalError(f"{self.source}: {missing}")
+
     def _check_batch_size(self, records: Sequence[Record], what: str) -> None:
         """Refuse a batch over the vendor's limit before building it; ``what`` names the limit in the
         vendor's terms, with ``{limit}`` for the number (e.g. "Meta's {limit} rows per request")."""

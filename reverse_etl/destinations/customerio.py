@@ -157,13 +157,11 @@ class CustomerIoPeople(Destination):
         return self.send_request((method, url, headers, body))
 
     def _segment_id(self, context: SyncContext, *, planning: bool = False) -> str:
-        segment = context.state.get("segment_id") or self.settings.get("segment_id")
-        if segment:
-            return str(segment)
-        if planning:
-            return "{segment_id}"
-        raise TerminalError(
-            f"{self.source}: no Customer.io segment id; prepare() was not run or creation failed"
+        return self._prepared_id(
+            context,
+            "segment_id",
+            planning=planning,
+            missing="no Customer.io segment id; prepare() was not run or creation failed",
         )
 
     def build_request(

@@ -152,13 +152,11 @@ class MailchimpMembers(Destination):
         return quote(str(self.settings["list_id"]), safe="")
 
     def _segment_id(self, context: SyncContext, *, planning: bool = False) -> str:
-        segment = context.state.get("segment_id") or self.settings.get("segment_id")
-        if segment:
-            return str(segment)
-        if planning:
-            return "{segment_id}"
-        raise TerminalError(
-            f"{self.source}: no Mailchimp segment id; prepare() was not run or segment creation failed"
+        return self._prepared_id(
+            context,
+            "segment_id",
+            planning=planning,
+            missing="no Mailchimp segment id; prepare() was not run or segment creation failed",
         )
 
     def build_request(

@@ -209,13 +209,11 @@ class MetaCustomAudiences(Destination):
         return f"{self._base}/{path.lstrip('/')}{suffix}"
 
     def _audience_id(self, context: SyncContext, *, planning: bool = False) -> str:
-        audience = context.state.get("audience_id") or self.settings.get("audience_id")
-        if audience:
-            return str(audience)
-        if planning:
-            return "{audience_id}"
-        raise TerminalError(
-            f"{self.source}: no Meta audience id; prepare() was not run or audience creation failed"
+        return self._prepared_id(
+            context,
+            "audience_id",
+            planning=planning,
+            missing="no Meta audience id; prepare() was not run or audience creation failed",
         )
 
     def build_request(

@@ -115,12 +115,12 @@ class TikTokAudiences(Destination):
         return {"Access-Token": str(self.settings["access_token"]), "Content-Type": "application/json"}
 
     def _audience_id(self, context: SyncContext, *, planning: bool = False) -> str:
-        audience = context.state.get("audience_id") or self.settings.get("audience_id")
-        if audience:
-            return str(audience)
-        if planning:
-            return "{audience_id}"
-        raise TerminalError(f"{self.source}: no TikTok audience id; prepare() was not run or creation failed")
+        return self._prepared_id(
+            context,
+            "audience_id",
+            planning=planning,
+            missing="no TikTok audience id; prepare() was not run or creation failed",
+        )
 
     def build_request(
         self, operation: str, records: Sequence[Record], context: SyncContext
