@@ -1,8 +1,4 @@
-"""The one module that talks to the warehouse.
-
-Everything else (CLI, identity and profile look-ups, the sync engine) goes through :class:`Warehouse`,
-so a second engine is one more implementation of this interface, not edits across the code base.
-"""
+"""The embedded default: a DuckDB file, opened in this process."""
 
 from __future__ import annotations
 
@@ -15,18 +11,10 @@ from typing import Any
 import duckdb
 
 from reverse_etl.project import ProjectError
-
-# Relations the dbt project builds, by schema (see dbt_project.yml and macros/generate_schema_name.sql).
-MARTS_SCHEMA = "marts"
-SEGMENTS_SCHEMA = "segments"
-SYNC_SCHEMA = "cdp_sync"
+from reverse_etl.warehouse.base import Warehouse, WarehouseError
 
 
-class WarehouseError(Exception):
-    """A warehouse problem the user can act on."""
-
-
-class Warehouse:
+class DuckDBWarehouse(Warehouse):
     """A connection to the embedded DuckDB warehouse."""
 
     dialect = "duckdb"
@@ -56,8 +44,6 @@ class Warehouse:
                     ) from exc
                 time.sleep(0.2)
 
-    # -- queries ---------------------------------------------------------------------------------
-
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.con.execute(sql, params or [])
 
@@ -73,7 +59,6 @@ class Warehouse:
     def stream(
         self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 10_000
     ) -> Iterator[list[dict[str, Any]]]:
-        """Rows of a query in batches, without holding the whole result in memory."""
         cur = self.con.cursor()
         try:
             # A relation's reader streams; an executed result's reader would first copy every row
@@ -96,8 +81,7 @@ class Warehouse:
     def append(
         self, table: str, data: Mapping[str, Sequence[Any]], types: Mapping[str, Any] | None = None
     ) -> None:
-        """Bulk insert column-wise data through one Arrow scan (executemany is row by row and slow).
-        ``types`` optionally gives pyarrow types for columns whose Python values are ambiguous."""
+        # One Arrow scan: executemany is row by row and slow.
         import pyarrow as pa
 
         columns = list(data)
@@ -124,16 +108,6 @@ class Warehouse:
         else:
             self.con.execute("commit")
 
-    # -- catalogue -------------------------------------------------------------------------------
-
-    def relation_exists(self, schema: str, name: str) -> bool:
-        return bool(
-            self.scalar(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                [schema, name],
-            )
-        )
-
     def columns(self, schema: str, name: str) -> list[str]:
         rows = self.con.execute(
             "select column_name from information_schema.columns "
@@ -142,17 +116,5 @@ class Warehouse:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def require(self, schema: str, name: str, hint: str = "run `cdp build` first") -> str:
-        """The quoted relation name, or a clear error when it has not been built."""
-        if not self.relation_exists(schema, name):
-            raise WarehouseError(f"{schema}.{name} does not exist in {self.path}: {hint}.")
-        return f'"{schema}"."{name}"'
-
     def close(self) -> None:
         self.con.close()
-
-    def __enter__(self) -> Warehouse:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
