@@ -8,15 +8,17 @@ from pathlib import Path
 import click
 
 from reverse_etl import __version__
-from reverse_etl.project import ProjectError, duckdb_path, project_dir
+from reverse_etl.project import ProjectError, duckdb_path, profiles_dir, project_dir
+from reverse_etl.warehouse import WarehouseTarget, target_from_profile
 
 
 class CdpContext:
     """Resolved locations, shared by every command."""
 
-    def __init__(self, project: str | None, database: str | None) -> None:
+    def __init__(self, project: str | None, database: str | None, target: str | None = None) -> None:
         self._project = project
         self._database = database
+        self.target = target
 
     @property
     def project(self) -> Path:
@@ -25,6 +27,18 @@ class CdpContext:
     @property
     def database(self) -> Path:
         return duckdb_path(self._database, project=self.project)
+
+    @property
+    def warehouse(self) -> Path | WarehouseTarget:
+        """What ``Warehouse(...)`` opens: the DuckDB file, or the engine the dbt target names."""
+        if self.target is None:
+            return self.database
+        return target_from_profile(profiles_dir(), self.target) or self.database
+
+    @property
+    def warehouse_name(self) -> str:
+        where = self.warehouse
+        return where.description if isinstance(where, WarehouseTarget) else str(where)
 
 
 pass_ctx = click.make_pass_decorator(CdpContext)
@@ -44,11 +58,17 @@ pass_ctx = click.make_pass_decorator(CdpContext)
     type=click.Path(dir_okay=False),
     help="The DuckDB warehouse file (default: <project>/warehouse/cdp.duckdb; env CDP_DUCKDB_PATH).",
 )
+@click.option(
+    "--target",
+    envvar="CDP_TARGET",
+    help="A target of your dbt profile (CDP_PROFILES_DIR): builds and syncs run on its engine "
+    "(DuckDB, PostgreSQL or Spark). Default: the embedded DuckDB file.",
+)
 @click.pass_context
-def cli(ctx: click.Context, project_dir: str | None, database: str | None) -> None:
+def cli(ctx: click.Context, project_dir: str | None, database: str | None, target: str | None) -> None:
     """A warehouse-native customer data platform: identity, profiles and segments in dbt,
     synced to ad, email and CRM tools."""
-    ctx.obj = CdpContext(project_dir, database)
+    ctx.obj = CdpContext(project_dir, database, target)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -79,6 +99,8 @@ def build(
     if vars_:
         args += ["--vars", vars_]
     args += list(dbt_args)
+    if obj.target and "--target" not in args:
+        args += ["--target", obj.target]
     result = run_dbt(args, project=obj.project, database=obj.database)
     if not result.success:
         for failure in result.failures:
@@ -86,7 +108,7 @@ def build(
         if result.exception:
             click.secho(f"  dbt error: {result.exception}", fg="red", err=True)
         raise click.ClickException("dbt build failed (details above)")
-    click.secho(f"dbt build passed on {obj.database}", fg="green")
+    click.secho(f"dbt build passed on {obj.warehouse_name}", fg="green")
 
 
 @cli.command()

@@ -26,7 +26,7 @@ def explain_command(obj, identifier: str, identifier_type: str | None, show_pii:
         return value if show_pii or not is_pii(kind) else mask(value, kind)
 
     try:
-        with Warehouse(obj.database, read_only=True) as wh:
+        with Warehouse(obj.warehouse, read_only=True) as wh:
             result = explain(wh, identifier, identifier_type)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -74,7 +74,7 @@ def explain_command(obj, identifier: str, identifier_type: str | None, show_pii:
 def stats_command(obj, show_pii: bool) -> None:
     """Cluster sizes, identifiers per customer, rejected hubs."""
     try:
-        with Warehouse(obj.database, read_only=True) as wh:
+        with Warehouse(obj.warehouse, read_only=True) as wh:
             s = stats(wh)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc

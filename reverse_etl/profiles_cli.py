@@ -42,7 +42,7 @@ def profile_group() -> None:
 def show_command(obj, identifier: str, identifier_type: str | None, events: int, show_pii: bool) -> None:
     """The profile of the customer IDENTIFIER belongs to: traits, identifiers, segments, recent events."""
     try:
-        with Warehouse(obj.database, read_only=True) as wh:
+        with Warehouse(obj.warehouse, read_only=True) as wh:
             p = show_profile(wh, identifier, identifier_type, events=events)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -91,7 +91,7 @@ def segment_group() -> None:
 def list_command(obj) -> None:
     """Every segment with its description, owner and current size (holdouts counted apart)."""
     try:
-        with Warehouse(obj.database, read_only=True) as wh:
+        with Warehouse(obj.warehouse, read_only=True) as wh:
             segments = list_segments(wh, obj.project)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -129,7 +129,7 @@ def preview_command(obj, name: str, sample: int, show_pii: bool, where: str | No
         except UnsafeFilterError as exc:
             raise click.BadParameter(str(exc).removeprefix("--where: "), param_hint="--where") from exc
     try:
-        with Warehouse(obj.database, read_only=True) as wh:
+        with Warehouse(obj.warehouse, read_only=True) as wh:
             p = preview(wh, name, sample=sample, project=obj.project, where=where)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -148,7 +148,7 @@ def preview_command(obj, name: str, sample: int, show_pii: bool, where: str | No
 def overlap_command(obj, a: str, b: str) -> None:
     """How many members segments A and B share (holdouts left out)."""
     try:
-        with Warehouse(obj.database, read_only=True) as wh:
+        with Warehouse(obj.warehouse, read_only=True) as wh:
             o = overlap(wh, a, b, project=obj.project)
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -93,6 +93,9 @@ def _rewrite(node: exp.Expression, dialect: str) -> exp.Expression:
         return exp.DataType.build("bigint")
     if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.INT128:
         return exp.DataType.build("decimal(38, 0)")
+    if isinstance(node, exp.Subquery) and not node.alias and isinstance(node.parent, exp.From | exp.Join):
+        # DuckDB lets a derived table go unnamed; PostgreSQL does not.
+        node.set("alias", exp.TableAlias(this=exp.to_identifier(f"_subquery_{id(node) % 100_000}")))
     if dialect == "spark" and isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
         node.set("materialized", None)
     return node

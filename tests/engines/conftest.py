@@ -156,3 +156,75 @@ def assert_same(engine: str, reference: dict[str, set[tuple]], actual: dict[str,
             f"{len(got - expected)} extra; missing e.g. {missing}; extra e.g. {extra}"
         )
         assert expected, f"{name} is empty on DuckDB: the comparison would prove nothing"
+
+
+def check_cli_and_sync(env: Mapping[str, str | None], target: str, tmp_path: Path) -> None:
+    """What a user runs against a non-DuckDB target once `dbt build` has run there: the identity,
+    profile and segment commands, and a segment synced to the webhook emulator with its state kept in
+    that engine (a second run sends nothing)."""
+    from click.testing import CliRunner
+
+    from reverse_etl.cli import cli
+    from reverse_etl.emulators.base import FaultConfig
+    from reverse_etl.emulators.webhook import WebhookEmulator
+    from reverse_etl.sync.config import parse_sync
+    from reverse_etl.sync.engine import run_sync
+    from reverse_etl.warehouse import Warehouse, target_from_profile
+
+    with environment(env):
+        location = target_from_profile(Path(str(env["CDP_PROFILES_DIR"])), target)
+        assert location is not None and location.type == target
+        runner = CliRunner()
+
+        def cdp(*args: str) -> str:
+            result = runner.invoke(cli, ["--target", target, *args], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        with Warehouse(location, read_only=True) as wh:
+            email = wh.scalar(
+                "select identifier_value from marts.identity_graph where identifier_type = 'email' "
+                "order by identifier_value limit 1"
+            )
+            members = {
+                r["customer_id"]
+                for r in wh.query(
+                    "select customer_id from marts.segment_members "
+                    "where segment_name = 'high_value_customers' and not coalesce(is_holdout, false)"
+                )
+            }
+        assert email and members
+        assert "cluster" in cdp("identity", "stats").lower()
+        assert "high_value_customers" in cdp("segment", "list")
+        assert email in cdp("profile", "show", email, "--show-pii")
+        assert "high_value_customers" in cdp("segment", "preview", "high_value_customers")
+
+        emulator = WebhookEmulator(FaultConfig())
+        os.environ["CDP_ENGINE_SYNC_SECRET"] = emulator.secret
+        emulator.start()
+        try:
+            config = parse_sync(
+                {
+                    "source": {"segment": "high_value_customers"},
+                    "destination": {
+                        "type": "webhook",
+                        "url": emulator.url,
+                        "secret": "CDP_ENGINE_SYNC_SECRET",
+                    },
+                    "mode": "mirror",
+                    "primary_key": "customer_id",
+                    "mapping": {"email": "email", "first_name": "first_name"},
+                    "consent": [],
+                    "batch_size": 25,
+                },
+                tmp_path / "syncs" / f"hv_{target}.yml",
+            )
+            with Warehouse(location) as wh:
+                first = run_sync(config, wh)
+                assert first.status == "success", first
+                assert set(emulator.records) == {str(k) for k in members}
+                second = run_sync(config, wh)
+                assert (second.added, second.changed, second.removed) == (0, 0, 0), second
+        finally:
+            emulator.stop()
+            os.environ.pop("CDP_ENGINE_SYNC_SECRET", None)

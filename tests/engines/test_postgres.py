@@ -22,6 +22,7 @@ from tests.engines.conftest import (
     HISTORY_SQL,
     REBUILD_ARGS,
     assert_same,
+    check_cli_and_sync,
     check_history_after_rebuild,
     comparisons,
     dbt,
@@ -103,3 +104,9 @@ def test_postgres_type_names_the_column_it_cannot_map() -> None:
     assert postgres_type(table, "total", "DECIMAL(18,2)") == "numeric(18, 2)"
     with pytest.raises(EngineError, match=r"shop\.orders\.tags: DuckDB type VARCHAR\[\]"):
         postgres_type(table, "tags", "VARCHAR[]")
+
+
+@pytest.mark.postgres
+def test_cli_and_a_sync_on_postgres(built: tuple[dict[str, str | None], list[str]], tmp_path: Path) -> None:
+    """`cdp --target postgres` reads identity, profiles and segments there; a sync keeps its state there."""
+    check_cli_and_sync(built[0], "postgres", tmp_path)

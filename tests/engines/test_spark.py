@@ -14,6 +14,7 @@ from tests.engines.conftest import (
     HISTORY_SQL,
     REBUILD_ARGS,
     assert_same,
+    check_cli_and_sync,
     check_history_after_rebuild,
     comparisons,
     dbt,
@@ -81,3 +82,11 @@ def test_incremental_rebuild_on_spark(spark: tuple[Any, dict[str, str | None]], 
     before = query_rows("spark", HISTORY_SQL, spark=session)[0]
     dbt(["build", *built, *REBUILD_ARGS], env)
     check_history_after_rebuild(before, query_rows("spark", HISTORY_SQL, spark=session)[0])
+
+
+@pytest.mark.spark
+def test_cli_and_a_sync_on_spark(
+    spark: tuple[Any, dict[str, str | None]], built: list[str], tmp_path: Path
+) -> None:
+    """`cdp --target spark` reads identity, profiles and segments there; a sync keeps its state there."""
+    check_cli_and_sync(spark[1], "spark", tmp_path)
