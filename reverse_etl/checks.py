@@ -20,7 +20,7 @@ from reverse_etl import exposures as exposures_mod
 from reverse_etl.orchestrate import Lineage
 from reverse_etl.privacy import with_required_consent
 from reverse_etl.sync.config import SyncConfig, did_you_mean, load_syncs
-from reverse_etl.warehouse import Warehouse
+from reverse_etl.warehouse import Location, Warehouse, location_exists
 
 
 @dataclass
@@ -241,7 +241,7 @@ def check_sync(
 
 def run_checks(
     project: Path,
-    database: Path | None,
+    database: Location | None,
     syncs_directory: Path,
     manifest: Mapping[str, Any],
     *,
@@ -263,7 +263,7 @@ def run_checks(
     lineage = Lineage(manifest)
     segments = project_segments(project)
     wh: Warehouse | None = None
-    if database is not None and database.exists():
+    if database is not None and location_exists(database):
         wh = Warehouse(database, read_only=True)
     try:
         columns = _Columns(wh)

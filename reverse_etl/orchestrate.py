@@ -21,6 +21,7 @@ from typing import Any
 from reverse_etl.dbt import DbtResult, run_dbt, target_path
 from reverse_etl.sync.config import SourceConfig, SyncConfig, SyncConfigError, load_syncs
 from reverse_etl.sync.engine import RunSummary
+from reverse_etl.warehouse import Location
 
 # dbt statuses that mean a node did not do its job in this build.
 BAD_STATUSES = ("error", "fail", "skipped", "runtime error")
@@ -209,16 +210,16 @@ def pinned(config: SyncConfig, lineage: Lineage | None) -> SyncConfig:
     return dataclasses.replace(config, source=SourceConfig("table", relation))
 
 
-def run_one_sync(config: SyncConfig, project: Path, database: Path) -> SyncOutcome:
+def run_one_sync(config: SyncConfig, project: Path, database: Location) -> SyncOutcome:
     """Run one sync under its lock; problems become an outcome, never an exception."""
     from reverse_etl.destinations.base import ConfigError
     from reverse_etl.project import ProjectError
     from reverse_etl.sync.engine import run_sync
     from reverse_etl.sync.lock import SyncLock, SyncLocked
-    from reverse_etl.warehouse import Warehouse, WarehouseError
+    from reverse_etl.warehouse import Warehouse, WarehouseError, lock_anchor
 
     try:
-        with SyncLock(database, config.name), Warehouse(database) as wh:
+        with SyncLock(lock_anchor(database), config.name), Warehouse(database) as wh:
             summary = run_sync(config, wh, project=project)
     except SyncLocked as exc:
         return SyncOutcome(config.name, "skipped", str(exc))
@@ -232,7 +233,7 @@ def run_one_sync(config: SyncConfig, project: Path, database: Path) -> SyncOutco
 
 def run_pipeline(
     project: Path,
-    database: Path,
+    database: Location,
     *,
     dbt_args: Sequence[str] = (),
     syncs_directory: Path,
@@ -241,13 +242,17 @@ def run_pipeline(
 ) -> PipelineResult:
     """``dbt build`` with ``dbt_args``, then every selected sync whose inputs the build vouches for."""
     from reverse_etl import privacy
-    from reverse_etl.warehouse import Warehouse
+    from reverse_etl.warehouse import Warehouse, WarehouseTarget, location_exists
 
     t0 = time.monotonic()
+    if isinstance(database, WarehouseTarget) and "--target" not in dbt_args:
+        dbt_args = [*dbt_args, "--target", database.name]
     configs, invalid = select_syncs(syncs_directory, sync_names)
     started = time.time()
     say(f"dbt build {' '.join(dbt_args)}".rstrip())
-    build = run_dbt(["build", *dbt_args], project=project, database=database)
+    build = run_dbt(
+        ["build", *dbt_args], project=project, database=database if isinstance(database, Path) else None
+    )
     target = target_path(project, dbt_args)
     results = read_run_results(target / "run_results.json", started)
     result = PipelineResult(build=build, build_ok=build.success)
@@ -260,7 +265,7 @@ def run_pipeline(
             lineage = Lineage(load_json(manifest_path))
         else:
             result.build_error = f"{manifest_path} is missing after the build"
-    if database.exists():
+    if location_exists(database):
         with Warehouse(database) as wh:
             result.privacy_steps = privacy.reconcile(wh)
     result.invalid = invalid

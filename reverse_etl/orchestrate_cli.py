@@ -13,7 +13,7 @@ import click
 from reverse_etl.destinations.base import ConfigError
 from reverse_etl.display import render_table
 from reverse_etl.project import ProjectError, syncs_dir
-from reverse_etl.warehouse import Warehouse, WarehouseError
+from reverse_etl.warehouse import Warehouse, WarehouseError, location_exists
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -37,7 +37,7 @@ def run_command(obj: Any, sync_names: tuple[str, ...], dbt_args: tuple[str, ...]
     try:
         result = run_pipeline(
             obj.project,
-            obj.database,
+            obj.warehouse,
             dbt_args=dbt_args,
             syncs_directory=syncs_dir(obj.project),
             sync_names=sync_names,
@@ -124,7 +124,7 @@ def schedule_command(
         click.echo(f"{item['sync']}: {item['schedule']} (next {item['next']:%Y-%m-%d %H:%M} UTC)")
     scheduler = Scheduler(
         obj.project,
-        obj.database,
+        obj.warehouse,
         scheduled,
         tick=tick,
         grace=grace,
@@ -208,7 +208,7 @@ def check_command(
     try:
         report = run_checks(
             obj.project,
-            obj.database,
+            obj.warehouse,
             syncs_dir(obj.project),
             manifest,
             write_exposures=write_exposures,
@@ -289,7 +289,7 @@ def forget_command(
             abort=True,
         )
     try:
-        with Warehouse(obj.database) as wh:
+        with Warehouse(obj.warehouse) as wh:
             result = forget(
                 wh, identifier, identifier_type=identifier_type, requested_by=requested_by, note=note
             )
@@ -311,10 +311,10 @@ def status_command(obj: Any, request_id: str | None) -> None:
     """Where REQUEST_ID stands (build, each sync, purge), or every request when none is given."""
     from reverse_etl.privacy import list_requests, reconcile, status
 
-    if not Path(obj.database).exists():
+    if not location_exists(obj.warehouse):
         raise click.ClickException(f"warehouse {obj.database} does not exist: no requests")
     try:
-        with Warehouse(obj.database) as wh:
+        with Warehouse(obj.warehouse) as wh:
             reconcile(wh)
             if request_id is None:
                 rows = list_requests(wh)

@@ -35,7 +35,7 @@ from croniter import croniter
 
 from reverse_etl.sync import alerts as alerting
 from reverse_etl.sync.config import SyncConfig
-from reverse_etl.warehouse import SYNC_SCHEMA
+from reverse_etl.warehouse import SYNC_SCHEMA, Location
 
 log = logging.getLogger("cdp.schedule")
 
@@ -98,7 +98,7 @@ class Scheduler:
     def __init__(
         self,
         project: Path,
-        database: Path,
+        database: Location,
         configs: Iterable[SyncConfig],
         *,
         tick: float = 5.0,
@@ -156,9 +156,9 @@ class Scheduler:
     # -- start-up ----------------------------------------------------------------------------------------
 
     def _last_runs(self) -> dict[str, datetime]:
-        from reverse_etl.warehouse import Warehouse
+        from reverse_etl.warehouse import Warehouse, location_exists
 
-        if not self.database.exists():
+        if not location_exists(self.database):
             return {}
         with Warehouse(self.database, read_only=True) as wh:
             if not wh.relation_exists(SYNC_SCHEMA, "sync_runs"):
@@ -242,11 +242,11 @@ class Scheduler:
         from reverse_etl.project import ProjectError
         from reverse_etl.sync.engine import SyncRun
         from reverse_etl.sync.lock import SyncLock, SyncLocked
-        from reverse_etl.warehouse import Warehouse, WarehouseError
+        from reverse_etl.warehouse import Warehouse, WarehouseError, lock_anchor
 
         config = slot.config
         try:
-            with SyncLock(self.database, config.name):
+            with SyncLock(lock_anchor(self.database), config.name):
                 self._event(slot, "started", scheduled_for)
                 with Warehouse(self.database) as wh:
                     run = SyncRun(config, wh, project=self.project)

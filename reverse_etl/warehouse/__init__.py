@@ -12,9 +12,12 @@ from reverse_etl.warehouse.base import (
     MARTS_SCHEMA,
     SEGMENTS_SCHEMA,
     SYNC_SCHEMA,
+    Location,
     Warehouse,
     WarehouseError,
     WarehouseTarget,
+    location_exists,
+    lock_anchor,
     target_from_profile,
 )
 
@@ -23,8 +26,11 @@ __all__ = [
     "MARTS_SCHEMA",
     "SEGMENTS_SCHEMA",
     "SYNC_SCHEMA",
+    "Location",
     "Warehouse",
     "WarehouseError",
     "WarehouseTarget",
+    "location_exists",
+    "lock_anchor",
     "target_from_profile",
 ]

@@ -62,6 +62,20 @@ class WarehouseTarget:
         return root / slug
 
 
+#: Where a warehouse is: a DuckDB file, or a target of the dbt profile.
+Location = Path | WarehouseTarget
+
+
+def lock_anchor(location: Location) -> Path:
+    """The path sync locks for this warehouse sit beside (see reverse_etl/sync/lock.py)."""
+    return location.lock_anchor if isinstance(location, WarehouseTarget) else Path(location)
+
+
+def location_exists(location: Location) -> bool:
+    """False only for a DuckDB file not created yet (a server is assumed to be there)."""
+    return isinstance(location, WarehouseTarget) or Path(location).exists()
+
+
 class Warehouse:
     """A connection to the warehouse. ``Warehouse(path)`` is DuckDB; ``Warehouse(target)`` picks the
     engine of a :class:`WarehouseTarget`. Subclasses implement the primitives marked below."""

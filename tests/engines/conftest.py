@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from reverse_etl.datagen import generate
 from reverse_etl.dbt import DbtResult, run_dbt
@@ -203,28 +204,38 @@ def check_cli_and_sync(env: Mapping[str, str | None], target: str, tmp_path: Pat
         os.environ["CDP_ENGINE_SYNC_SECRET"] = emulator.secret
         emulator.start()
         try:
-            config = parse_sync(
-                {
-                    "source": {"segment": "high_value_customers"},
-                    "destination": {
-                        "type": "webhook",
-                        "url": emulator.url,
-                        "secret": "CDP_ENGINE_SYNC_SECRET",
-                    },
-                    "mode": "mirror",
-                    "primary_key": "customer_id",
-                    "mapping": {"email": "email", "first_name": "first_name"},
-                    "consent": [],
-                    "batch_size": 25,
-                },
-                tmp_path / "syncs" / f"hv_{target}.yml",
+            syncs = tmp_path / "syncs"
+            syncs.mkdir(parents=True, exist_ok=True)
+            sync_file = syncs / f"hv_{target}.yml"
+            sync_file.write_text(
+                yaml.safe_dump(
+                    {
+                        "source": {"segment": "high_value_customers"},
+                        "destination": {
+                            "type": "webhook",
+                            "url": emulator.url,
+                            "secret": "CDP_ENGINE_SYNC_SECRET",
+                        },
+                        "mode": "mirror",
+                        "primary_key": "customer_id",
+                        "mapping": {"email": "email", "first_name": "first_name"},
+                        "batch_size": 25,
+                    }
+                )
             )
+            os.environ["CDP_SYNCS_DIR"] = str(syncs)
+            # `cdp run`: dbt builds the segment's mart on this engine, then the sync runs from it.
+            out = cdp("run", "--sync", f"hv_{target}", "--select", "segment_members")
+            assert f"hv_{target}" in out
+            assert set(emulator.records) == {str(k) for k in members}
+            config = parse_sync(yaml.safe_load(sync_file.read_text()), sync_file)
             with Warehouse(location) as wh:
-                first = run_sync(config, wh)
-                assert first.status == "success", first
-                assert set(emulator.records) == {str(k) for k in members}
-                second = run_sync(config, wh)
-                assert (second.added, second.changed, second.removed) == (0, 0, 0), second
+                again = run_sync(config, wh)
+                assert again.status == "success", again
+                assert (again.added, again.changed, again.removed) == (0, 0, 0), again
+                runs = wh.scalar("select count(*) from cdp_sync.sync_runs where sync_name = ?", [config.name])
+                assert runs == 2
         finally:
             emulator.stop()
             os.environ.pop("CDP_ENGINE_SYNC_SECRET", None)
+            os.environ.pop("CDP_SYNCS_DIR", None)
