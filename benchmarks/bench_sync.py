@@ -3,6 +3,9 @@
     python benchmarks/bench_sync.py            # 1M-row diff, 100k-record delivery, memory 100k..1M
     python benchmarks/bench_sync.py --large    # adds a 10M-row diff and a 3M-row memory point
     python benchmarks/bench_sync.py --quick    # small sizes, a smoke run
+    python benchmarks/bench_sync.py --json figures.json   # also write the figures as JSON
+
+``measure(**options)`` returns the same figures as a dict (benchmarks/suite.py calls it).
 
 Every figure is compared with a baseline measured in the same run:
 
@@ -12,12 +15,14 @@ Every figure is compared with a baseline measured in the same run:
 * delivery: records per second of a first full run to the webhook receiver over loopback HTTP (signed,
   4 workers), and to local JSONL files (no HTTP: the engine's own cost).
 * pacing: a receiver that throttles above N requests/s, and a sync told that limit: achieved share.
-* memory: peak RSS of a full first run and of a 4%-change run, per table size, each in a fresh process.
+* memory: peak RSS of a full first run and of a 4%-change run, per table size, each in a fresh process
+  (the engine bounds DuckDB's memory for a run: CDP_SYNC_MEMORY_LIMIT, default 512MB).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -99,7 +104,7 @@ def seed_state(wh: Warehouse, cfg: SyncConfig) -> None:
     )
 
 
-def bench_diff(rows: int, workdir: Path) -> list[list[str]]:
+def bench_diff(rows: int, workdir: Path) -> dict[str, Any]:
     db = workdir / f"diff_{rows}.duckdb"
     cfg = config({"type": "files", "path": str(workdir / "out")})
     with Warehouse(db) as wh:
@@ -111,10 +116,14 @@ def bench_diff(rows: int, workdir: Path) -> list[list[str]]:
         plain_sql = """select count(*) from (select cast(id as varchar) as k from main.people) p
             full outer join (select record_key from cdp_sync.sync_state where sync_name = 'bench') s
             on p.k = s.record_key"""
+        count_sql = f"select count(*) as n, count(__fields) as f from ({query.sql}) d"
         wh.scalar(plain_sql)  # warm the cache for both
-        t_plain = min(timed(lambda: wh.scalar(plain_sql))[0] for _ in range(3))
-        count_sql = f"select count(*), count(__fields) from ({query.sql}) d"
-        t_diff, _ = min(timed(lambda: wh.query(count_sql, query.params)) for _ in range(3))
+        wh.query(count_sql, query.params)
+        # Interleaved, best of five: a busy machine slows both alike.
+        t_plain = t_diff = float("inf")
+        for _ in range(5):
+            t_plain = min(t_plain, timed(lambda: wh.scalar(plain_sql))[0])
+            t_diff = min(t_diff, timed(lambda: wh.query(count_sql, query.params))[0])
         changed = wh.query(count_sql, query.params)[0]
 
         def stream() -> int:
@@ -122,49 +131,70 @@ def bench_diff(rows: int, workdir: Path) -> list[list[str]]:
 
         t_stream, streamed = timed(stream)
     db.unlink()
+    return {
+        "rows": rows,
+        "rows_out": int(changed["n"]),
+        "plain_join_s": round(t_plain, 3),
+        "diff_s": round(t_diff, 3),
+        "ratio": round(t_diff / t_plain, 2),
+        "streamed": streamed,
+        "stream_s": round(t_stream, 3),
+        "stream_ratio": round(t_stream / t_plain, 2),
+    }
+
+
+def rows_diff(d: dict[str, Any]) -> list[list[str]]:
     return [
-        [f"diff {rows:,} rows", "plain full outer join on key", f"{t_plain:.2f} s", "1.00x"],
+        [f"diff {d['rows']:,} rows", "plain full outer join on key", f"{d['plain_join_s']:.2f} s", "1.00x"],
         [
             "",
-            f"engine diff in SQL ({changed['count_star()']:,} rows out)",
-            f"{t_diff:.2f} s",
-            f"{t_diff / t_plain:.2f}x",
+            f"engine diff in SQL ({d['rows_out']:,} rows out)",
+            f"{d['diff_s']:.2f} s",
+            f"{d['ratio']:.2f}x",
         ],
         [
             "",
-            f"engine diff streamed to Python ({streamed:,})",
-            f"{t_stream:.2f} s",
-            f"{t_stream / t_plain:.2f}x",
+            f"engine diff streamed to Python ({d['streamed']:,})",
+            f"{d['stream_s']:.2f} s",
+            f"{d['stream_ratio']:.2f}x",
         ],
     ]
 
 
-def bench_delivery(records: int, workdir: Path) -> list[list[str]]:
-    out = []
+def bench_delivery(records: int, workdir: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"records": records}
     with WebhookEmulator() as em:
         os.environ[SECRET_ENV] = em.secret
         for label, dest in [
-            ("webhook, 4 workers, 1000/batch", {"type": "webhook", "url": em.url, "secret": SECRET_ENV}),
-            (
-                "local JSONL files (no HTTP)",
-                {"type": "files", "path": str(workdir / "files"), "format": "jsonl"},
-            ),
+            ("webhook", {"type": "webhook", "url": em.url, "secret": SECRET_ENV}),
+            ("files", {"type": "files", "path": str(workdir / "files"), "format": "jsonl"}),
         ]:
-            db = workdir / f"delivery_{len(out)}.duckdb"
+            db = workdir / f"delivery_{label}.duckdb"
             with Warehouse(db) as wh:
                 people(wh, records)
                 cfg = config(dest, batch_size=1000)
                 t, summary = timed(lambda cfg=cfg, wh=wh: run_sync(cfg, wh))
                 assert summary.status == "success", summary
             db.unlink()
-            out.append(
-                [f"delivery {records:,} rows", label, f"{summary.delivered / t:,.0f} rec/s", f"{t:.1f} s"]
-            )
+            out[f"{label}_records_per_s"] = round(summary.delivered / t)
+            out[f"{label}_s"] = round(t, 1)
         assert len(em.records) == int(records * 0.95)
     return out
 
 
-def bench_pacing(limit: float, seconds: float, workdir: Path) -> list[list[str]]:
+def rows_delivery(d: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"delivery {d['records']:,} rows",
+            "webhook, 4 workers, 1000/batch",
+            f"{d['webhook_records_per_s']:,} rec/s",
+            f"{d['webhook_s']:.1f} s",
+        ],
+        ["", "local JSONL files (no HTTP)", f"{d['files_records_per_s']:,} rec/s", f"{d['files_s']:.1f} s"],
+    ]
+
+
+def bench_pacing(limit: float, seconds: float, workdir: Path) -> dict[str, Any]:
     batch = 10
     records = int(limit * seconds * batch)
     with WebhookEmulator(FaultConfig(rate_limit_per_second=limit, retry_after=1.0)) as em:
@@ -179,69 +209,167 @@ def bench_pacing(limit: float, seconds: float, workdir: Path) -> list[list[str]]
         arrivals = em.accepted_at
     overall = (summary.requests - summary.retried) / t
     sending = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    return {
+        "limit_per_s": limit,
+        "requests": summary.requests,
+        "throttled": summary.retried,
+        "sending_per_s": round(sending, 1),
+        "share": round(sending / limit, 3),
+        "run_s": round(t, 1),
+        "overall_per_s": round(overall, 1),
+        "overall_share": round(overall / limit, 3),
+    }
+
+
+def rows_pacing(d: dict[str, Any]) -> list[list[str]]:
     return [
         [
-            f"pacing, limit {limit:g} req/s",
-            f"{summary.requests} requests, {summary.retried} throttled; while sending",
-            f"{sending:.1f} req/s",
-            f"{sending / limit:.0%} of limit",
+            f"pacing, limit {d['limit_per_s']:g} req/s",
+            f"{d['requests']} requests, {d['throttled']} throttled; while sending",
+            f"{d['sending_per_s']:.1f} req/s",
+            f"{d['share']:.0%} of limit",
         ],
         [
             "",
-            f"whole run incl. diff and bookkeeping ({t:.1f} s)",
-            f"{overall:.1f} req/s",
-            f"{overall / limit:.0%} of limit",
+            f"whole run incl. diff and bookkeeping ({d['run_s']:.1f} s)",
+            f"{d['overall_per_s']:.1f} req/s",
+            f"{d['overall_share']:.0%} of limit",
         ],
     ]
 
 
 def memory_child(rows: int, workdir: str, step: str) -> None:
-    """Runs in a fresh process. ``setup`` builds the table; ``run`` opens the warehouse, then does a
-    full first run and a 4%-change run, printing peak RSS (MB) at each point."""
+    """Runs in a fresh process, so each peak RSS is of that step alone. ``setup`` builds the table,
+    ``mutate`` changes 4% of it; ``first`` and ``change`` open the warehouse and run the sync, printing
+    RSS after opening, peak RSS (MB), seconds and records delivered."""
     work = Path(workdir)
     db = work / f"mem_{rows}.duckdb"
-    if step == "setup":
+    if step in ("setup", "mutate"):
         with Warehouse(db) as wh:
-            people(wh, rows)
+            (people if step == "setup" else mutate)(wh, rows)
         return
     cfg = config({"type": "files", "path": str(work / f"mem_out_{rows}"), "format": "jsonl"}, batch_size=5000)
     with Warehouse(db) as wh:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = peak_rss_mb()
         t0 = time.perf_counter()
-        first = run_sync(cfg, wh)
-        t1 = time.perf_counter() - t0
-        peak_first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        mutate(wh, rows)
-        t0 = time.perf_counter()
-        second = run_sync(cfg, wh)
-        t2 = time.perf_counter() - t0
-        peak_second = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        base // 1024,
-        peak_first // 1024,
-        peak_second // 1024,
-        f"{t1:.1f}",
-        f"{t2:.1f}",
-        first.delivered,
-        second.delivered,
+        summary = run_sync(cfg, wh)
+        seconds = time.perf_counter() - t0
+        peak = peak_rss_mb()
+    assert summary.status == "success", summary
+    print(base, peak, f"{seconds:.1f}", summary.delivered)
+
+
+def peak_rss_mb() -> int:
+    """This process's peak RSS. Linux's VmHWM belongs to the process's own memory; ``ru_maxrss`` also
+    keeps the peak of the parent it was forked from (a benchmark that just diffed 10M rows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def bench_memory(rows: int, workdir: Path) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--memory-child", str(rows), str(workdir)]
+
+    def step(name: str) -> list[str]:
+        return subprocess.run([*cmd, name], capture_output=True, text=True, check=True).stdout.split()
+
+    step("setup")
+    base, first, t1, n1 = step("first")
+    step("mutate")
+    _, second, t2, n2 = step("change")
+    (workdir / f"mem_{rows}.duckdb").unlink()
+    return {
+        "rows": rows,
+        "after_open_mb": int(base),
+        "peak_first_run_mb": int(first),
+        "peak_change_run_mb": int(second),
+        "first_run_s": float(t1),
+        "change_run_s": float(t2),
+        "first_run_records": int(n1),
+        "change_run_records": int(n2),
+    }
+
+
+def rows_memory(d: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"memory {d['rows']:,} rows",
+            f"full run {d['first_run_records']:,} rec in {d['first_run_s']} s; "
+            f"change run {d['change_run_records']:,} rec in {d['change_run_s']} s",
+            f"peak {d['peak_first_run_mb']} MB; {d['peak_change_run_mb']} MB",
+            f"{d['after_open_mb']} MB after open",
+        ]
+    ]
+
+
+def measure(
+    rows: int = 1_000_000,
+    large: bool = False,
+    quick: bool = False,
+    delivery_rows: int = 100_000,
+    memory_sizes: list[int] | None = None,
+    pacing_limit: float = 50.0,
+    pacing_seconds: float = 8.0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run the benchmark; figures as plain numbers (seconds, records per second, ratios, MB).
+
+    Keys the suite reads: ``diff_ratio`` (engine diff / plain full outer join at ``rows``),
+    ``webhook_records_per_s``, ``pacing_share`` (achieved share of a receiver's rate limit while
+    sending) and ``peak_rss_mb`` (the largest peak of the memory runs)."""
+    if quick:
+        diff_sizes, delivery_n, mem_sizes = [100_000], 10_000, [20_000, 50_000]
+        pacing_limit, pacing_seconds = 20.0, 3.0
+    else:
+        diff_sizes = [rows] + ([10_000_000] if large and rows != 10_000_000 else [])
+        delivery_n = delivery_rows
+        mem_sizes = memory_sizes or [100_000, 300_000, 1_000_000] + ([3_000_000, 10_000_000] if large else [])
+    figures: dict[str, Any] = {"rows": diff_sizes[0]}
+    with tempfile.TemporaryDirectory(prefix="bench_sync_") as tmp:
+        work = Path(tmp)
+        figures["diff"] = []
+        for n in diff_sizes:
+            figures["diff"].append(bench_diff(n, work))
+            if progress:
+                print(table(rows_diff(figures["diff"][-1])), flush=True)
+        figures["delivery"] = bench_delivery(delivery_n, work)
+        if progress:
+            print(table(rows_delivery(figures["delivery"])), flush=True)
+        figures["pacing"] = bench_pacing(pacing_limit, pacing_seconds, work)
+        if progress:
+            print(table(rows_pacing(figures["pacing"])), flush=True)
+        figures["memory"] = []
+        for n in mem_sizes:
+            figures["memory"].append(bench_memory(n, work))
+            if progress:
+                print(table(rows_memory(figures["memory"][-1])), flush=True)
+    figures["diff_ratio"] = figures["diff"][0]["ratio"]
+    for d in figures["diff"][1:]:
+        figures[f"diff_ratio_{d['rows']}"] = d["ratio"]
+    figures["webhook_records_per_s"] = figures["delivery"]["webhook_records_per_s"]
+    figures["files_records_per_s"] = figures["delivery"]["files_records_per_s"]
+    figures["pacing_share"] = figures["pacing"]["share"]
+    figures["peak_rss_mb"] = max(
+        max(m["peak_first_run_mb"], m["peak_change_run_mb"]) for m in figures["memory"]
     )
+    figures["peak_rss_mb_by_rows"] = {
+        str(m["rows"]): max(m["peak_first_run_mb"], m["peak_change_run_mb"]) for m in figures["memory"]
+    }
+    return figures
 
 
-def bench_memory(sizes: list[int], workdir: Path) -> list[list[str]]:
-    out = []
-    for rows in sizes:
-        cmd = [sys.executable, __file__, "--memory-child", str(rows), str(workdir)]
-        subprocess.run([*cmd, "setup"], check=True)
-        proc = subprocess.run([*cmd, "run"], capture_output=True, text=True, check=True)
-        base, first, second, t1, t2, n1, n2 = proc.stdout.split()
-        out.append(
-            [
-                f"memory {rows:,} rows",
-                f"full run {int(n1):,} rec in {t1} s; change run {int(n2):,} rec in {t2} s",
-                f"peak {first} MB; {second} MB",
-                f"{base} MB after open",
-            ]
-        )
+def all_rows(figures: dict[str, Any]) -> list[list[str]]:
+    out: list[list[str]] = []
+    for d in figures["diff"]:
+        out += rows_diff(d)
+    out += rows_delivery(figures["delivery"])
+    out += rows_pacing(figures["pacing"])
+    for m in figures["memory"]:
+        out += rows_memory(m)
     return out
 
 
@@ -259,32 +387,34 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the diff benchmark")
-    parser.add_argument("--large", action="store_true", help="also diff 10M rows and measure memory at 3M")
+    parser.add_argument(
+        "--large", action="store_true", help="also diff 10M rows and measure memory at 3M and 10M"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--delivery-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--memory-rows", help="comma-separated table sizes of the memory runs (default 100k,300k,1M)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(int(args.memory_child[0]), args.memory_child[1], args.memory_child[2])
         return
-    if args.quick:
-        diff_sizes, delivery, mem_sizes, pacing = [100_000], 10_000, [20_000, 50_000], (20.0, 3.0)
-    else:
-        diff_sizes = [args.rows] + ([10_000_000] if args.large else [])
-        delivery = args.delivery_rows
-        mem_sizes = [100_000, 300_000, 1_000_000] + ([3_000_000] if args.large else [])
-        pacing = (50.0, 8.0)
-    results: list[list[str]] = []
-    with tempfile.TemporaryDirectory(prefix="bench_sync_") as tmp:
-        work = Path(tmp)
-        for n in diff_sizes:
-            results += bench_diff(n, work)
-            print(table(results[-3:]), flush=True)
-        results += bench_delivery(delivery, work)
-        results += bench_pacing(*pacing, work)
-        results += bench_memory(mem_sizes, work)
+    memory_sizes = [int(n) for n in args.memory_rows.split(",")] if args.memory_rows else None
+    figures = measure(
+        rows=args.rows,
+        large=args.large,
+        quick=args.quick,
+        delivery_rows=args.delivery_rows,
+        memory_sizes=memory_sizes,
+        progress=True,
+    )
     print()
-    print(table(results))
+    print(table(all_rows(figures)))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

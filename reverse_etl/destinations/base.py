@@ -187,6 +187,14 @@ class Destination(abc.ABC):
         when the record cannot be sent (no valid identifier). Default: pass through."""
         return dict(fields), None
 
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """The identifiers the vendor holds a record by, from ``normalise``'s output (e.g. hashed
+        emails and phones in an audience). An audience is a set of identifiers, not of primary keys:
+        when a record no longer carries one of these, the engine removes the record as last delivered
+        before adding it again, so the old identifier does not stay matched. Empty (the default): the
+        vendor keys records by the primary key and a change is a plain update."""
+        return frozenset()
+
     def _normalised(
         self, records: Sequence[Record]
     ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:

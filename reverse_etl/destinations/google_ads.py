@@ -16,6 +16,7 @@ own job. Adds and removes never share a job (Google rejects the mix). Per-record
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -170,6 +171,15 @@ class GoogleAdsCustomerMatch(Destination):
             if flag is not None:
                 out[key] = "GRANTED" if flag else "DENIED"
         return out, None
+
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """Each user identifier (hashed email, hashed phone, hashed name and address) is held on its own."""
+        keys: set[str] = set()
+        for identifier in fields.get("userIdentifiers") or []:
+            for kind, value in identifier.items():
+                text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+                keys.add(f"{kind}:{text}")
+        return frozenset(keys)
 
     def _consent(self, fields: Mapping[str, Any]) -> dict[str, str]:
         defaults = {

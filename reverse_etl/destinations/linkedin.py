@@ -97,6 +97,13 @@ class LinkedInAudiences(Destination):
             return None, "no valid email or google_aid, and no first and last name"
         return out, None
 
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """Members are matched by each user id, or by first and last name when there is none."""
+        keys = {f"{u['idType']}:{u['idValue']}" for u in fields.get("userIds") or []}
+        if not keys and fields.get("firstName") and fields.get("lastName"):
+            keys.add(f"NAME:{str(fields['firstName']).lower()}|{str(fields['lastName']).lower()}")
+        return frozenset(keys)
+
     # -- requests --------------------------------------------------------------------------------
 
     @property

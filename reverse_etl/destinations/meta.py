@@ -165,6 +165,10 @@ class MetaCustomAudiences(Destination):
             return None, "no valid email, phone or external_id"
         return out, None
 
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """Meta matches people on email, phone and external id; names and places only refine that."""
+        return frozenset(f"{key}:{fields[key]}" for key in ("EMAIL", "PHONE", "EXTERN_ID") if fields.get(key))
+
     def _rows(
         self, records: Sequence[Record]
     ) -> tuple[list[Record], list[dict[str, Any]], list[RecordResult]]:

@@ -105,6 +105,10 @@ class TikTokAudiences(Destination):
             return None, "no valid email, phone, idfa or aaid"
         return out, None
 
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """Every hashed id is a member of the audience on its own."""
+        return frozenset(f"{key}:{value}" for key, value in fields.items() if key in ID_SCHEMA and value)
+
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str, query: Mapping[str, Any] | None = None) -> str:

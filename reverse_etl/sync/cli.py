@@ -21,7 +21,7 @@ from reverse_etl.sync import state
 from reverse_etl.sync.config import SyncConfig, load_sync, load_syncs
 from reverse_etl.sync.engine import PlanResult, RunSummary, plan_sync, reset_sync, run_sync
 from reverse_etl.sync.lock import SyncLock
-from reverse_etl.warehouse import SYNC_SCHEMA, Warehouse, WarehouseError
+from reverse_etl.warehouse import SYNC_SCHEMA, Warehouse, WarehouseError, location_exists, lock_anchor
 
 
 def _dir(obj: Any) -> Path:
@@ -38,7 +38,7 @@ def _load(obj: Any, name: str) -> SyncConfig:
 @contextmanager
 def _warehouse(obj: Any, *, read_only: bool = False) -> Iterator[Warehouse]:
     try:
-        wh = Warehouse(obj.database, read_only=read_only)
+        wh = Warehouse(obj.warehouse, read_only=read_only)
     except (ProjectError, WarehouseError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -127,6 +127,11 @@ def _print_plan(plan: PlanResult, full: bool, max_records: int) -> None:
     click.echo(
         f"  creates: {c['add']}  updates: {c['change']}  deletes: {c['remove']}  invalid: {c['invalid']}"
     )
+    if plan.replaced:
+        click.echo(
+            f"  {plan.replaced} updates drop an identifier: each removes the record as last delivered, "
+            "then adds the new one"
+        )
     if plan.operations:
         ops = ", ".join(f"{op} {n}" for op, n in sorted(plan.operations.items()))
         click.echo(f"  requests: {plan.batches} batches ({ops})")
@@ -169,6 +174,8 @@ def _print_summary(s: RunSummary) -> None:
         f"({s.delivered} delivered in {s.requests} requests, {s.retried} retries) [run {s.run_id}]",
         fg=colour,
     )
+    if s.replaced:
+        click.echo(f"  {s.replaced} changed records had their old identifiers removed first")
     if s.error:
         click.secho(f"  error: {s.error}", fg="red", err=True)
     if s.rejected or s.failed:
@@ -181,7 +188,7 @@ def _print_summary(s: RunSummary) -> None:
 
 def _run_one(obj: Any, config: SyncConfig, *, only_pending: bool, progress: bool) -> RunSummary:
     # Take the sync's lock before opening the warehouse, so a second run fails at once.
-    with SyncLock(Path(obj.database), config.name), _warehouse(obj) as wh:
+    with SyncLock(lock_anchor(obj.warehouse), config.name), _warehouse(obj) as wh:
         return run_sync(config, wh, project=obj.project, only_pending=only_pending, progress=progress)
 
 
@@ -241,7 +248,7 @@ def reset_cmd(obj: Any, name: str, yes: bool) -> None:
     config = _load(obj, name)
     if not yes:
         click.confirm(f"The next run of {name} will resend every record. Continue?", abort=True)
-    with SyncLock(Path(obj.database), config.name), _warehouse(obj) as wh:
+    with SyncLock(lock_anchor(obj.warehouse), config.name), _warehouse(obj) as wh:
         kept = reset_sync(config, wh)
     click.echo(f"sync {name} reset: next run is a full resync ({kept} records stay on the ownership ledger)")
 
@@ -259,7 +266,7 @@ def status_cmd(obj: Any) -> None:
     syncs, errors = load_syncs(_dir(obj))
     runs: dict[str, dict[str, Any]] = {}
     pending: dict[str, dict[str, int]] = {}
-    if Path(obj.database).exists():
+    if location_exists(obj.warehouse):
         with _warehouse(obj, read_only=True) as wh:
             if state.schema_exists(wh):
                 for r in wh.query(
@@ -310,7 +317,7 @@ def status_cmd(obj: Any) -> None:
 @click.pass_obj
 def history_cmd(obj: Any, name: str, limit: int, show_records: bool) -> None:
     """Recent runs of NAME."""
-    if not Path(obj.database).exists():
+    if not location_exists(obj.warehouse):
         raise click.ClickException(f"warehouse {obj.database} does not exist: no runs yet")
     with _warehouse(obj, read_only=True) as wh:
         if not state.schema_exists(wh):
@@ -364,8 +371,14 @@ def history_cmd(obj: Any, name: str, limit: int, show_records: bool) -> None:
             )
             click.echo("")
             if not bad:
-                click.echo("no rejected, failed or invalid records in the last run")
+                click.echo("no rejected, failed or newly invalid records in the last run")
             for b in bad:
                 click.echo(
                     f"  {b['record_key']!s:<20} {b['operation']:<7} {b['status']:<8} {b['http_status'] or '':<4} {b['reason']}"
                 )
+            # An invalid record is journaled when it becomes invalid, not on every run: list them all.
+            invalid = state.invalid_records(wh, name)
+            if invalid:
+                click.echo(f"\ninvalid now ({rows[0]['invalid']} in the last run, keyed ones listed):")
+            for r in invalid:
+                click.echo(f"  {r['record_key']!s:<20} {r['reason']}")

@@ -191,17 +191,37 @@ def fields_sql(config: SyncConfig) -> str:
     return f"to_json(struct_pack({members}))"
 
 
+def hash_sql(config: SyncConfig) -> str:
+    """The row hash: the mapping itself (one parameter) and every mapped column."""
+    return "hash(" + ", ".join(["?", *(quote(c) for c in config.hashed_columns())]) + ")"
+
+
+def _where(source: ResolvedSource, condition: str) -> str:
+    return f"({source.where}) and {condition}" if source.where else condition
+
+
+def unkeyed_hashes(config: SyncConfig, source: ResolvedSource) -> DiffQuery:
+    """The distinct content hashes of the source rows without a primary key (``row_hash``)."""
+    pk = quote(config.primary_key)
+    sql = (
+        f"select distinct {hash_sql(config)} as row_hash from {source.relation} "
+        f"where {_where(source, f'{pk} is null')}"
+    )
+    return DiffQuery(sql, [config.mapping_signature(), *source.params])
+
+
 def diff_query(config: SyncConfig, source: ResolvedSource, *, only_pending: bool = False) -> DiffQuery:
     """The single SQL statement that yields added, changed, removed and invalid records.
 
     Columns: ``__key``, ``__op`` (see DIFF_OPERATIONS), ``__reason`` (why invalid), ``__hash`` (of the
-    mapped columns and the mapping itself), ``__payload`` (the fields last delivered, for removals) and
-    ``__fields`` (the mapped record as JSON, for adds and changes)."""
+    mapped columns and the mapping itself), ``__payload`` (the fields last delivered, for removals and
+    to see whether a record's identifiers changed), ``__fields`` (the mapped record as JSON, for adds
+    and changes), ``__inv_reason`` and ``__inv_hash`` (what the record was last recorded invalid for,
+    so an unchanged invalid record is counted but not recorded again)."""
     # Consent columns are read for the filter; those the mapping also sends stay in the row.
     mapped = config.hashed_columns()
     data_cols = [c for c in config.source_columns() if c not in config.consent_columns() or c in mapped]
     col_list = ", ".join(quote(c) for c in data_cols)
-    hash_args = ", ".join(["?", *(quote(c) for c in config.hashed_columns())])
     consent = (
         " and ".join(f"coalesce(cast({quote(c)} as boolean), false)" for c in config.consent_columns())
         or "true"
@@ -216,12 +236,18 @@ def diff_query(config: SyncConfig, source: ResolvedSource, *, only_pending: bool
         filters.append("and not (__op = 'change' and __state_status = 'synced')")
     if only_pending:
         filters.append("and __state_status in ('rejected', 'failed')")
-    null_keys = """union all
-select null as __key, 'invalid' as __op, 'null primary key' as __reason, null as __hash,
-       null as __payload, null as __fields
-from src where __key is null"""
     pk = quote(config.primary_key)
-    pk_filter = f"{source.where} and {pk} is not null" if source.where else f"{pk} is not null"
+    # Null keys are filtered on the typed column, so the scan can skip row groups without nulls.
+    null_keys = f"""union all
+select null as __key, 'invalid' as __op, 'null primary key' as __reason, n.__hash,
+       null as __payload, null as __fields, u.reason as __inv_reason, u.row_hash as __inv_hash
+from (
+    select {hash_sql(config)} as __hash from {source.relation} where {_where(source, f"{pk} is null")}
+) as n
+left join (
+    select row_hash, min(reason) as reason from {SYNC_SCHEMA}.sync_invalid_unkeyed
+    where sync_name = ? group by row_hash
+) as u on n.__hash = u.row_hash"""
     # src is inlined where used (scans are cheap, materialising every column is not); duplicate keys
     # are found on the typed key column, not on its text, and materialised once (usually empty).
     sql = f"""
@@ -229,21 +255,20 @@ with src as not materialized (
     select cast({pk} as varchar) as __key,
            {col_list},
            {consent} as __consent,
-           hash({hash_args}) as __hash
-    from {source.select_from()}
+           {hash_sql(config)} as __hash
+    from {source.relation} where {_where(source, f"{pk} is not null")}
 ),
 dups as materialized (
     select cast({pk} as varchar) as __key
-    from {source.relation} where {pk_filter}
+    from {source.relation} where {_where(source, f"{pk} is not null")}
     group by {pk} having count(*) > 1
 ),
 keyed as (
     select src.*, dups.__key is not null as __dup
     from src left join dups using (__key)
-    where src.__key is not null
 ),
 st as (
-    select record_key, row_hash, status, in_destination, acked_at, payload
+    select record_key, row_hash, status, in_destination, acked_at, payload, invalid_reason, invalid_hash
     from {SYNC_SCHEMA}.sync_state where sync_name = ?
 ),
 joined as (
@@ -255,7 +280,8 @@ joined as (
             when not k.__consent then
                 case when {str(removal).lower()} and st.in_destination then 'remove' else 'invalid' end
             when st.record_key is null or st.acked_at is null then 'add'
-            when st.row_hash is distinct from k.__hash or st.status <> 'synced' then 'change'
+            when st.row_hash is distinct from k.__hash or st.status <> 'synced'
+                 or st.invalid_reason is not null then 'change'
             else 'same'
         end as __op,
         case
@@ -266,20 +292,25 @@ joined as (
         k.__hash,
         st.payload as __payload,
         st.status as __state_status,
+        st.invalid_reason as __inv_reason,
+        st.invalid_hash as __inv_hash,
         {data_out}
     from keyed k
     full outer join st on k.__key = st.record_key
     where k.__key is null or st.record_key is null or k.__dup or not k.__consent
-       or st.row_hash is distinct from k.__hash or st.status <> 'synced'
+       or st.row_hash is distinct from k.__hash or st.status <> 'synced' or st.invalid_reason is not null
 )
 select __key, __op, __reason, __hash, __payload,
-       case when __op in ('add', 'change') then {fields_sql(config)} end as __fields
+       case when __op in ('add', 'change') then {fields_sql(config)} end as __fields,
+       __inv_reason, __inv_hash
 from joined
 where __op <> 'same'
   {" ".join(filters)}
 {"" if only_pending else null_keys}
 """
     params: list[Any] = [config.mapping_signature(), *source.params, *source.params, config.name]
+    if not only_pending:
+        params += [config.mapping_signature(), *source.params, config.name]
     return DiffQuery(sql, params)
 
 

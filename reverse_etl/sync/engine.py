@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import threading
 import time
 import uuid
@@ -28,15 +30,46 @@ from reverse_etl.destinations.base import (
     PlannedRequest,
     Record,
     SyncContext,
-    TerminalError,
 )
 from reverse_etl.sync import alerts as alerting
 from reverse_etl.sync import state
 from reverse_etl.sync.config import REMOVAL_MODES, SyncConfig
 from reverse_etl.sync.delivery import Aborted, Deliverer, Outcome, TokenBucket
-from reverse_etl.sync.diff import ResolvedSource, diff_query, resolve_source, source_row_count
+from reverse_etl.sync.diff import (
+    ResolvedSource,
+    diff_query,
+    resolve_source,
+    source_row_count,
+    unkeyed_hashes,
+)
 from reverse_etl.sync.lock import SyncLock
 from reverse_etl.warehouse import Warehouse
+
+# DuckDB's working memory during a run (its own setting, so joins and sorts spill to disk instead of
+# growing with the table); CDP_SYNC_MEMORY_LIMIT overrides it, "default" leaves DuckDB's own limit.
+DEFAULT_MEMORY_LIMIT = "512MB"
+
+
+@contextlib.contextmanager
+def duckdb_memory_limit(wh: Warehouse) -> Iterator[None]:
+    """Bound an embedded DuckDB's memory for the run and restore its setting afterwards (the instance
+    may be shared with a dbt build in the same process). The one DuckDB-only statement of the engine;
+    other engines manage memory on their own servers."""
+    limit = os.environ.get("CDP_SYNC_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip()
+    if wh.dialect != "duckdb" or not limit or limit.lower() == "default":
+        yield
+        return
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit, re.IGNORECASE):
+        raise ValueError(f"CDP_SYNC_MEMORY_LIMIT={limit!r}: use a size such as 512MB or 2GB, or 'default'")
+    previous = wh.scalar("select current_setting('memory_limit')")
+    wh.execute(f"set memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        # DuckDB shows the setting rounded: reset to its default when that is what it was.
+        wh.execute("reset memory_limit")
+        if wh.scalar("select current_setting('memory_limit')") != previous:
+            wh.execute(f"set memory_limit = '{previous}'")
 
 
 def build_destination(config: SyncConfig) -> Destination:
@@ -45,15 +78,24 @@ def build_destination(config: SyncConfig) -> Destination:
     return cls(config.destination.settings, source=f"{config.path}: destination")
 
 
+# Journal reason of a removal that takes a record's old identifiers out before its new ones go in.
+REPLACED_REASON = "identifiers changed: the record as last delivered was removed before the new one"
+DUPLICATE_REASON = "duplicate primary key"
+
+
 @dataclass
 class Batch:
     operation: str
     records: list[Record] = field(default_factory=list)
     hashes: dict[str, int | None] = field(default_factory=dict)
-    kinds: dict[str, str] = field(default_factory=dict)  # key -> add | change | remove
+    # key -> add | change | remove | replace (the removal of what was last delivered, before a change)
+    kinds: dict[str, str] = field(default_factory=dict)
     payloads: dict[str, str] = field(
         default_factory=dict
     )  # key -> delivered fields as JSON (mirror/audience)
+
+    def replaced(self) -> list[str]:
+        return [key for key, kind in self.kinds.items() if kind == "replace"]
 
 
 @dataclass
@@ -76,6 +118,7 @@ class RunSummary:
     error: str | None = None
     alerts: list[str] = field(default_factory=list)
     started_at: str = ""
+    replaced: int = 0  # changed records whose old identifiers were removed first (audiences)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,10 +137,23 @@ class PlanResult:
     invalid_reasons: dict[str, int]
     invalid_samples: list[tuple[str | None, str]]
     requests: list[PlannedRequest]
+    replaced: int = 0  # changes sent as a removal of the old identifiers, then an add
+
+
+def _parse_fields(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``__fields`` JSON of a chunk of diff rows, parsed in one call (a call per row costs twice as
+    much: the parser's per-call overhead dominates small records)."""
+    raws = [r["__fields"] for r in rows if r.get("__fields") is not None]
+    return json.loads("[" + ",".join(raws) + "]") if raws else []
 
 
 class _Prepared:
-    """Turns streamed diff rows into batches and journal entries."""
+    """Turns streamed diff rows into batches and journal entries.
+
+    Full batches collect in ``ready``. A change that drops one of the record's identifiers (an audience
+    member's new email) becomes a removal of the record as last delivered, and its add waits in
+    ``deferred`` until that removal is acknowledged (``release``), so the vendor never sees the add
+    first; a removal that fails drops the add (``drop``) and the record stays pending."""
 
     def __init__(self, config: SyncConfig, destination: Destination, batch_size: int) -> None:
         self.config = config
@@ -105,60 +161,128 @@ class _Prepared:
         self.batch_size = batch_size
         self.send_op, self.remove_op = config.operations
         self.keep_payload = config.mode in REMOVAL_MODES
+        self.identity_aware = self.keep_payload and type(destination).match_keys is not Destination.match_keys
+        # Audiences (and mirrors to vendors that hold people by identifier) drop a member who can no
+        # longer be sent; a mirror keyed by primary key (a CRM, a webhook) leaves the record alone.
+        self.remove_unsendable = config.mode == "audience" or self.identity_aware
         self.buffers: dict[str, Batch] = {}
+        self.ready: list[Batch] = []
+        self.deferred: dict[str, tuple[Record, int | None, str, str]] = {}
         self.journal: list[state.JournalEntry] = []
         self.counts: Counter[str] = Counter()
         self.invalid_reasons: Counter[str] = Counter()
+        self.invalid_samples: list[tuple[str | None, str]] = []
 
-    def _invalid(self, key: str | None, operation: str, reason: str) -> None:
+    def _invalid(self, key: str | None, reason: str, row: dict[str, Any]) -> None:
+        """Counted every run; journaled only when the record first became invalid or its reason or
+        content changed since (the diff row carries what it was last recorded with)."""
         self.counts["invalid"] += 1
         self.invalid_reasons[reason] += 1
-        self.journal.append(state.JournalEntry(key, operation, "invalid", reason=reason))
+        if len(self.invalid_samples) < 20:
+            self.invalid_samples.append((key, reason))
+        row_hash = row.get("__hash")
+        known = row.get("__inv_reason") == reason and (
+            reason == DUPLICATE_REASON or row.get("__inv_hash") == row_hash
+        )
+        if not known:
+            self.journal.append(
+                state.JournalEntry(key, self.send_op, "invalid", reason=reason, row_hash=row_hash)
+            )
 
-    def feed(self, rows: list[dict[str, Any]]) -> Iterator[Batch]:
-        """Consume diff rows; yield batches as they fill."""
+    def _append(self, operation: str, record: Record, row_hash: int | None, kind: str) -> Batch:
+        batch = self.buffers.get(operation)
+        if batch is None:
+            batch = self.buffers[operation] = Batch(operation)
+        batch.records.append(record)
+        batch.hashes[record.key] = row_hash
+        batch.kinds[record.key] = kind
+        return batch
+
+    def _full(self, batch: Batch) -> None:
+        if len(batch.records) >= self.batch_size:
+            self.ready.append(self.buffers.pop(batch.operation))
+
+    def _remove(self, key: str, payload: str | None, kind: str = "remove") -> None:
+        # Modes without removals still remove a forgotten person's records (privacy.py).
+        fields = json.loads(payload) if payload else {}
+        batch = self._append(self.remove_op or "remove", Record(key, fields), None, kind)
+        if kind == "remove":
+            self.counts["remove"] += 1
+        self._full(batch)
+
+    def _send(self, record: Record, row_hash: int | None, raw: str, kind: str) -> None:
+        batch = self._append(self.send_op, record, row_hash, kind)
+        if self.keep_payload:  # what removal will need: the fields as delivered
+            batch.payloads[record.key] = raw
+        self._full(batch)
+
+    def _identifiers_dropped(self, payload: str, normalised: dict[str, Any]) -> bool:
+        """Whether the record as last delivered carries an identifier the new one does not."""
+        old, _ = self.destination.normalise(json.loads(payload))
+        if old is None:
+            return False
+        return bool(self.destination.match_keys(old) - self.destination.match_keys(normalised))
+
+    def feed(self, rows: list[dict[str, Any]]) -> None:
+        """Consume diff rows; full batches go to ``ready``."""
+        parsed = iter(_parse_fields(rows))
         for row in rows:
             op = row["__op"]
             key = row["__key"]
             if op == "invalid":
-                self._invalid(key, self.send_op, row["__reason"])
+                self._invalid(key, row["__reason"], row)
                 continue
             if op == "forget":
                 reason = row.get("__reason") or "left the source before it was delivered"
                 self.journal.append(state.JournalEntry(key, "forget", "skipped", reason=reason))
                 continue
             if op == "remove":
-                # Modes without removals still remove a forgotten person's records (privacy.py).
-                remove_op = self.remove_op or "remove"
-                fields = json.loads(row["__payload"]) if row["__payload"] else {}
-                batch = self.buffers.setdefault(remove_op, Batch(remove_op))
-                batch.records.append(Record(key, fields))
-                batch.hashes[key] = None
-                batch.kinds[key] = "remove"
-                self.counts["remove"] += 1
-            else:
-                raw = row["__fields"]
-                fields = json.loads(raw)
-                # Checked here so unsendable records are counted as invalid, never sent; the batch keeps
-                # the mapped fields because send_batch normalises them itself (normalising is not
-                # idempotent: TikTok's output has no "email" for a second pass to find).
-                normalised, reason = self.destination.normalise(fields)
-                if normalised is None:
-                    self._invalid(key, self.send_op, reason or "invalid identifier")
-                    continue
-                batch = self.buffers.setdefault(self.send_op, Batch(self.send_op))
-                batch.records.append(Record(key, fields))
-                batch.hashes[key] = row["__hash"]
-                batch.kinds[key] = op
-                if self.keep_payload:  # what removal will need: the fields as delivered
-                    batch.payloads[key] = raw
-                self.counts[op] += 1
-            if len(batch.records) >= self.batch_size:
-                yield self.buffers.pop(batch.operation)
+                self._remove(key, row["__payload"])
+                continue
+            raw = row["__fields"]
+            fields = next(parsed)
+            # Checked here so unsendable records are counted as invalid, never sent; the batch keeps
+            # the mapped fields because send_batch normalises them itself (normalising is not
+            # idempotent: TikTok's output has no "email" for a second pass to find).
+            normalised, reason = self.destination.normalise(fields)
+            delivered = row.get("__payload") if self.keep_payload and op == "change" else None
+            if normalised is None:
+                if delivered and self.remove_unsendable:
+                    # It can no longer be sent but the audience holds it: take it out, as when
+                    # consent is revoked, so it stops matching. The next run counts it invalid.
+                    self._remove(key, delivered)
+                else:
+                    self._invalid(key, reason or "invalid identifier", row)
+                continue
+            self.counts[op] += 1
+            record = Record(key, fields)
+            if delivered and self.identity_aware and self._identifiers_dropped(delivered, normalised):
+                self.counts["replace"] += 1
+                self.deferred[key] = (record, row["__hash"], raw, op)
+                self._remove(key, delivered, kind="replace")
+                continue
+            self._send(record, row["__hash"], raw, op)
+
+    def release(self, keys: list[str]) -> None:
+        """The removals of these keys' old identifiers were acknowledged: their adds may go."""
+        for key in keys:
+            deferred = self.deferred.pop(key, None)
+            if deferred is not None:
+                self._send(*deferred)
+
+    def drop(self, keys: list[str]) -> None:
+        """The removals were not acknowledged: the adds wait for the next run (state unchanged)."""
+        for key in keys:
+            self.deferred.pop(key, None)
+
+    def take_ready(self) -> list[Batch]:
+        out, self.ready = self.ready, []
+        return out
 
     def flush(self) -> Iterator[Batch]:
-        # Removals go last: a record whose key moved is added before the old one is removed.
-        for operation in sorted(self.buffers, key=lambda o: o == self.remove_op):
+        # Removals go first: an identifier that moved from one record to another (a key that changed,
+        # two records sharing an email) must be removed before it is added, not after.
+        for operation in sorted(self.buffers, key=lambda o: o != (self.remove_op or "remove")):
             batch = self.buffers.pop(operation)
             if batch.records:
                 yield batch
@@ -230,7 +354,6 @@ class SyncRun:
             operations: Counter[str] = Counter()
             requests: list[PlannedRequest] = []
             batches = 0
-            invalid_samples: list[tuple[str | None, str]] = []
 
             def take(batch: Batch) -> None:
                 nonlocal batches
@@ -238,15 +361,21 @@ class SyncRun:
                 operations[batch.operation] += len(batch.records)
                 if len(requests) < samples:
                     requests.extend(destination.plan_requests(batch.operation, batch.records, context))
+                prepared.release(batch.replaced())  # a plan assumes the removals succeed
+
+            def drain() -> None:
+                while batch_list := prepared.take_ready():
+                    for batch in batch_list:
+                        take(batch)
 
             for rows in self._stream(source, size):  # consumed to the end: the cursor closes itself
-                for batch in prepared.feed(rows):
+                prepared.feed(rows)
+                drain()
+                prepared.take_journal()
+            while flushed := list(prepared.flush()):
+                for batch in flushed:
                     take(batch)
-                for entry in prepared.take_journal():
-                    if entry.status == "invalid" and len(invalid_samples) < 20:
-                        invalid_samples.append((entry.record_key, entry.reason or ""))
-            for batch in prepared.flush():
-                take(batch)
+                drain()
             return PlanResult(
                 sync_name=self.config.name,
                 source=source.describe(),
@@ -257,8 +386,9 @@ class SyncRun:
                 operations=dict(operations),
                 batches=batches,
                 invalid_reasons=dict(prepared.invalid_reasons),
-                invalid_samples=invalid_samples,
+                invalid_samples=prepared.invalid_samples,
                 requests=requests[: max(samples, 0)],
+                replaced=prepared.counts.get("replace", 0),
             )
         finally:
             if self._destination is None:
@@ -268,7 +398,7 @@ class SyncRun:
 
     def run(self) -> RunSummary:
         state.ensure_schema(self.wh)
-        with SyncLock(self.wh.path, self.config.name):
+        with SyncLock(self.wh.path, self.config.name), duckdb_memory_limit(self.wh):
             state.recover(self.wh, self.config.name)
             source = resolve_source(self.config, self.wh, self.project)
             destination, context = self._destination_and_context()
@@ -368,16 +498,20 @@ class SyncRun:
                 try:
                     outcome = future.result()
                 except Aborted:
-                    continue  # not delivered: the next run's diff picks these records up again
-                except TerminalError as exc:
-                    terminal = terminal or exc
-                    self.abort.set()
+                    # not delivered: the next run's diff picks these records up again
+                    prepared.drop(batch.replaced())
                     continue
-                except BaseException as exc:
+                except BaseException as exc:  # TerminalError, or a bug: stop sending
+                    prepared.drop(batch.replaced())
                     terminal = terminal or exc
                     self.abort.set()
                     continue
                 self._commit(batch, outcome, run_id, summary)
+                replaced = batch.replaced()
+                if replaced:
+                    synced = {r[0] for r in outcome.results if r[1] == "synced"}
+                    prepared.release([k for k in replaced if k in synced])
+                    prepared.drop([k for k in replaced if k not in synced])
                 bar.update(len(batch.records))
 
         def submit(pool: ThreadPoolExecutor, batch: Batch) -> None:
@@ -387,26 +521,40 @@ class SyncRun:
             if terminal is None:
                 inflight[pool.submit(deliverer.deliver, batch.operation, batch.records)] = batch
 
+        def submit_ready(pool: ThreadPoolExecutor) -> None:
+            # Waiting for a free worker commits batches, which may release deferred adds: loop.
+            while batches := prepared.take_ready():
+                for batch in batches:
+                    submit(pool, batch)
+
         def flush_journal(force: bool = False) -> None:
             if force or len(prepared.journal) >= size:
                 entries = prepared.take_journal()
                 state.write_journal(wh, run_id, config.name, entries)
-                summary.invalid = prepared.counts["invalid"]
+            summary.invalid = prepared.counts["invalid"]
 
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{config.name}")
         stream = self._stream(source, size)
+        streamed = False
         try:
             for rows in stream:
-                for batch in prepared.feed(rows):
-                    submit(pool, batch)
-                    if terminal is not None:
-                        break
+                prepared.feed(rows)
+                submit_ready(pool)
                 flush_journal()
                 if terminal is not None:
                     break
-            if terminal is None:
-                for batch in prepared.flush():
+            else:
+                streamed = True
+            while terminal is None:
+                for batch in prepared.flush():  # removals first, then the rest
                     submit(pool, batch)
+                submit_ready(pool)
+                while inflight:
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    commit(done)
+                    submit_ready(pool)
+                if not prepared.buffers:  # adds released by the last removals are sent too
+                    break
             while inflight:
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 commit(done)
@@ -423,11 +571,15 @@ class SyncRun:
             bar.close()
         if terminal is not None:
             raise terminal
+        if streamed and not self.only_pending:
+            unkeyed = unkeyed_hashes(config, source)
+            state.replace_unkeyed(wh, config.name, run_id, unkeyed.sql, unkeyed.params)
 
     def _commit(self, batch: Batch, outcome: Outcome, run_id: str, summary: RunSummary) -> None:
         results = outcome.results
         keys = [r[0] for r in results]
         statuses = [r[1] for r in results]
+        kinds = [batch.kinds.get(k, "change") for k in keys]
         payloads = batch.payloads
         state.write_journal_columns(
             self.wh,
@@ -438,7 +590,10 @@ class SyncRun:
                 "operation": [batch.operation] * len(results),
                 "status": statuses,
                 "http_status": [r[2] for r in results],
-                "reason": [r[3] for r in results],
+                "reason": [
+                    REPLACED_REASON if kind == "replace" and st == "synced" else r[3]
+                    for r, kind, st in zip(results, kinds, statuses, strict=True)
+                ],
                 "row_hash": [batch.hashes.get(k) for k in keys],
                 "payload": [
                     payloads.get(k) if st == "synced" else None for k, st in zip(keys, statuses, strict=True)
@@ -447,11 +602,17 @@ class SyncRun:
                 else [None] * len(results),
             },
         )
-        kinds = Counter(batch.kinds.get(k, "change") for k in keys)
-        summary.added += kinds["add"]
-        summary.changed += kinds["change"]
-        summary.removed += kinds["remove"]
-        tally = Counter(statuses)
+        counted = Counter(kinds)
+        summary.added += counted["add"]
+        summary.changed += counted["change"]
+        summary.removed += counted["remove"]
+        # The removal half of a change is not a delivery of its own: its add is counted when it lands.
+        tally = Counter(
+            st for st, kind in zip(statuses, kinds, strict=True) if kind != "replace" or st != "synced"
+        )
+        summary.replaced += sum(
+            1 for st, kind in zip(statuses, kinds, strict=True) if kind == "replace" and st == "synced"
+        )
         summary.delivered += tally["synced"]
         summary.rejected += tally["rejected"]
         summary.failed += tally["failed"]

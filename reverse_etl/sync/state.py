@@ -11,6 +11,10 @@ Tables:
   syncs only ever remove keys on the ledger, so a record someone else put in the destination is safe.
   The state is folded from the journal in one set-based statement at the end of a run, and at the start
   of the next run when a run was killed before it got there.
+  Invalid records (duplicate key, missing consent, no valid identifier) are tracked there too
+  (``invalid_reason``, ``invalid_hash``): the journal records a record when it first becomes invalid or
+  its reason or content changes, not on every run; each run still counts them in ``sync_runs.invalid``.
+* ``sync_invalid_unkeyed``: the same for rows without a primary key, by content hash.
 * ``sync_runs``: one row per run with counts, duration, status and error.
 * ``sync_destination_state``: what a destination keeps between runs (e.g. the audience id it created).
 * ``sync_ledger``: a view of the ledger.
@@ -80,7 +84,16 @@ DDL = [
         last_error varchar,
         acked_at timestamp,
         last_run_id varchar,
-        updated_at timestamp
+        updated_at timestamp,
+        invalid_reason varchar,         -- why the record is invalid now (null: valid), recorded once
+        invalid_hash ubigint            -- hash of the invalid content, so a change is recorded again
+    )""",
+    f"""create table if not exists {S}.sync_invalid_unkeyed (
+        sync_name varchar not null,
+        row_hash ubigint,
+        reason varchar not null,
+        run_id varchar,
+        "at" timestamp
     )""",
     f"""create table if not exists {S}.sync_destination_state (
         sync_name varchar primary key,
@@ -92,6 +105,9 @@ DDL = [
         from {S}.sync_state where in_destination""",
 ]
 
+# Journal entries folded at once; a larger journal is folded in parts of about this size.
+FOLD_PART_ROWS = 250_000
+
 RECORD_TYPES = {"row_hash": pa.uint64(), "http_status": pa.int32(), "at": pa.timestamp("us")}
 SEND_OPERATIONS = ("upsert", "update", "insert", "append", "add")
 OWNING_OPERATIONS = ("upsert", "insert", "append", "add")
@@ -102,10 +118,20 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+# Columns added after the first release: (table, column, type), added to older warehouses on open.
+MIGRATIONS = (
+    ("sync_state", "invalid_reason", "varchar"),
+    ("sync_state", "invalid_hash", "ubigint"),
+)
+
+
 def ensure_schema(wh: Warehouse) -> None:
     with wh.transaction():
         for statement in DDL:
             wh.execute(statement)
+    for table, column, kind in MIGRATIONS:
+        if column not in wh.columns(S, table):
+            wh.execute(f"alter table {S}.{table} add column {column} {kind}")
 
 
 @dataclass
@@ -158,75 +184,103 @@ def unfolded_runs(wh: Warehouse, sync_name: str) -> list[str]:
 def fold(wh: Warehouse, sync_name: str, run_ids: Sequence[str]) -> int:
     """Apply the journal of ``run_ids`` to ``sync_state`` and mark those runs folded; one transaction.
 
-    Idempotent: a folded run is never folded again. Returns the number of keys touched."""
+    A large journal is folded in parts (by a hash of the key, so every entry of a key is in the same
+    part), so the memory a fold needs does not grow with the run. Idempotent: a folded run is never
+    folded again. Returns the number of keys touched."""
     if not run_ids:
         return 0
     placeholders = ", ".join("?" for _ in run_ids)
-    send_ops = ", ".join(f"'{o}'" for o in SEND_OPERATIONS)
-    owning_ops = ", ".join(f"'{o}'" for o in OWNING_OPERATIONS)
+    entries = int(
+        wh.scalar(
+            f"select count(*) from {S}.sync_records where sync_name = ? and run_id in ({placeholders})",
+            [sync_name, *run_ids],
+        )
+        or 0
+    )
+    parts = max(1, -(-entries // FOLD_PART_ROWS))
+    touched = 0
     with wh.transaction():
-        wh.execute("drop table if exists __cdp_sync_fold")
-        wh.execute(
-            f"""
-            create temp table __cdp_sync_fold as
-            with acks as (
-                select *
-                from {S}.sync_records
-                where sync_name = ? and run_id in ({placeholders})
-                  and record_key is not null and status <> 'invalid'
-                qualify row_number() over (partition by record_key order by seq desc) = 1
-            ),
-            old as (select * from {S}.sync_state where sync_name = ?)
-            select
-                a.record_key,
-                a.operation,
-                a.status,
-                case
-                    when a.operation in ('remove', 'forget') and a.status in ('synced', 'skipped') then 'delete'
-                    else 'keep'
-                end as action,
-                case when a.operation in ({send_ops}) then a.row_hash else o.row_hash end as row_hash,
-                case when a.status = 'synced' and a.operation in ({send_ops}) then 'synced'
-                     when a.status = 'synced' then coalesce(o.status, 'synced')
-                     else a.status end as new_status,
-                case when a.status = 'synced' and a.operation in ({owning_ops}) then true
-                     else coalesce(o.in_destination, false) end as in_destination,
-                case when a.status = 'synced' and a.operation in ({send_ops}) then a.payload
-                     else o.payload end as payload,
-                case when a.status = 'synced' then 0 else coalesce(o.attempts, 0) + 1 end as attempts,
-                case when a.status = 'synced' then null else a.reason end as last_error,
-                case when a.status = 'synced' and a.operation in ({send_ops}) then a."at"
-                     else o.acked_at end as acked_at,
-                a.run_id
-            from acks a
-            left join old o using (record_key)
-            """,
-            [sync_name, *run_ids, sync_name],
-        )
-        wh.execute(
-            f"delete from {S}.sync_state where sync_name = ? "
-            "and record_key in (select record_key from __cdp_sync_fold)",
-            [sync_name],
-        )
-        wh.execute(
-            f"""
-            insert into {S}.sync_state
-                (sync_name, record_key, row_hash, status, in_destination, payload, attempts,
-                 last_error, acked_at, last_run_id, updated_at)
-            select ?, record_key, row_hash, new_status, in_destination, payload, attempts,
-                   last_error, acked_at, run_id, ?
-            from __cdp_sync_fold where action = 'keep'
-            """,
-            [sync_name, utcnow()],
-        )
-        touched = wh.scalar("select count(*) from __cdp_sync_fold")
-        wh.execute("drop table __cdp_sync_fold")
+        for part in range(parts):
+            only = f"and abs(hash(record_key) % {parts}) = {part}" if parts > 1 else ""
+            touched += _fold_part(wh, sync_name, run_ids, only)
         wh.execute(
             f"update {S}.sync_runs set folded = true, "
             "status = case when status = 'running' then 'interrupted' else status end "
             f"where sync_name = ? and run_id in ({placeholders})",
             [sync_name, *run_ids],
         )
+    return touched
+
+
+def _fold_part(wh: Warehouse, sync_name: str, run_ids: Sequence[str], only: str) -> int:
+    """Fold the keys ``only`` selects (all when empty), inside the caller's transaction."""
+    placeholders = ", ".join("?" for _ in run_ids)
+    send_ops = ", ".join(f"'{o}'" for o in SEND_OPERATIONS)
+    owning_ops = ", ".join(f"'{o}'" for o in OWNING_OPERATIONS)
+    wh.execute("drop table if exists __cdp_sync_fold")
+    wh.execute(
+        f"""
+        create temp table __cdp_sync_fold as
+        with acks as (
+            select *
+            from {S}.sync_records
+            where sync_name = ? and run_id in ({placeholders})
+              and record_key is not null {only}
+            qualify row_number() over (partition by record_key order by seq desc) = 1
+        ),
+        old as (select * from {S}.sync_state where sync_name = ?)
+        select
+            a.record_key,
+            a.operation,
+            a.status,
+            case
+                when a.operation in ('remove', 'forget') and a.status in ('synced', 'skipped') then 'delete'
+                else 'keep'
+            end as action,
+            case when a.operation in ({send_ops}) and a.status <> 'invalid' then a.row_hash
+                 else o.row_hash end as row_hash,
+            case when a.status = 'synced' and a.operation in ({send_ops}) then 'synced'
+                 when a.status = 'synced' then coalesce(o.status, 'synced')
+                 when a.status = 'invalid' then coalesce(o.status, 'invalid')
+                 else a.status end as new_status,
+            case when a.status = 'synced' and a.operation in ({owning_ops}) then true
+                 else coalesce(o.in_destination, false) end as in_destination,
+            case when a.status = 'synced' and a.operation in ({send_ops}) then a.payload
+                 else o.payload end as payload,
+            case when a.status = 'synced' then 0
+                 when a.status = 'invalid' then coalesce(o.attempts, 0)
+                 else coalesce(o.attempts, 0) + 1 end as attempts,
+            case when a.status = 'synced' then null
+                 when a.status = 'invalid' then o.last_error
+                 else a.reason end as last_error,
+            case when a.status = 'synced' and a.operation in ({send_ops}) then a."at"
+                 else o.acked_at end as acked_at,
+            a.run_id,
+            case when a.status = 'invalid' then a.reason end as invalid_reason,
+            case when a.status = 'invalid' then a.row_hash end as invalid_hash
+        from acks a
+        left join old o using (record_key)
+        """,
+        [sync_name, *run_ids, sync_name],
+    )
+    wh.execute(
+        f"delete from {S}.sync_state where sync_name = ? "
+        "and record_key in (select record_key from __cdp_sync_fold)",
+        [sync_name],
+    )
+    wh.execute(
+        f"""
+        insert into {S}.sync_state
+            (sync_name, record_key, row_hash, status, in_destination, payload, attempts,
+             last_error, acked_at, last_run_id, updated_at, invalid_reason, invalid_hash)
+        select ?, record_key, row_hash, new_status, in_destination, payload, attempts,
+               last_error, acked_at, run_id, ?, invalid_reason, invalid_hash
+        from __cdp_sync_fold where action = 'keep'
+        """,
+        [sync_name, utcnow()],
+    )
+    touched = wh.scalar("select count(*) from __cdp_sync_fold")
+    wh.execute("drop table __cdp_sync_fold")
     return int(touched or 0)
 
 
@@ -244,9 +298,11 @@ def reset(wh: Warehouse, sync_name: str) -> int:
     with wh.transaction():
         wh.execute(f"delete from {S}.sync_state where sync_name = ? and not in_destination", [sync_name])
         wh.execute(
-            f"update {S}.sync_state set row_hash = null, status = 'pending', updated_at = ? where sync_name = ?",
+            f"update {S}.sync_state set row_hash = null, status = 'pending', invalid_reason = null, "
+            "invalid_hash = null, updated_at = ? where sync_name = ?",
             [utcnow(), sync_name],
         )
+        wh.execute(f"delete from {S}.sync_invalid_unkeyed where sync_name = ?", [sync_name])
         return int(wh.scalar(f"select count(*) from {S}.sync_state where sync_name = ?", [sync_name]) or 0)
 
 
@@ -290,15 +346,54 @@ def save_destination_state(wh: Warehouse, sync_name: str, state: dict[str, Any])
         )
 
 
+def replace_unkeyed(
+    wh: Warehouse, sync_name: str, run_id: str, hashes_sql: str, params: Sequence[Any]
+) -> None:
+    """Remember the content hashes of this run's rows without a primary key (``hashes_sql`` selects
+    them as ``row_hash``), so the next run records only new ones. Called once the run has journaled
+    them all; a run killed before this records them once more, never fewer."""
+    with wh.transaction():
+        wh.execute(f"delete from {S}.sync_invalid_unkeyed where sync_name = ?", [sync_name])
+        wh.execute(
+            f"""insert into {S}.sync_invalid_unkeyed (sync_name, row_hash, reason, run_id, "at")
+                select ?, row_hash, 'null primary key', ?, ? from ({hashes_sql}) as h""",
+            [sync_name, run_id, utcnow(), *params],
+        )
+
+
+def _tracks_invalid(wh: Warehouse) -> bool:
+    """Whether the state has the invalid-record columns (a warehouse opened read-only before its first
+    run with this version has not been migrated yet)."""
+    return "invalid_reason" in wh.columns(S, "sync_state")
+
+
+def invalid_records(wh: Warehouse, sync_name: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Records invalid now, with the reason they were recorded with (the journal holds each once)."""
+    if not _tracks_invalid(wh):
+        return []
+    return wh.query(
+        f"""select record_key, invalid_reason as reason, last_run_id
+            from {S}.sync_state where sync_name = ? and invalid_reason is not null
+            order by record_key limit ?""",
+        [sync_name, limit],
+    )
+
+
 def pending_counts(wh: Warehouse) -> dict[str, dict[str, int]]:
-    """Per sync: records waiting for a retry (rejected/failed) and records on the ledger."""
+    """Per sync: records waiting for a retry (rejected/failed), records on the ledger, and records
+    invalid now."""
+    invalid = "invalid_reason is not null" if _tracks_invalid(wh) else "false"
     rows = wh.query(
         f"""select sync_name,
                    count(*) filter (where status in ('rejected', 'failed')) as pending,
-                   count(*) filter (where in_destination) as owned
+                   count(*) filter (where in_destination) as owned,
+                   count(*) filter (where {invalid}) as invalid
             from {S}.sync_state group by sync_name"""
     )
-    return {r["sync_name"]: {"pending": int(r["pending"]), "owned": int(r["owned"])} for r in rows}
+    return {
+        r["sync_name"]: {"pending": int(r["pending"]), "owned": int(r["owned"]), "invalid": int(r["invalid"])}
+        for r in rows
+    }
 
 
 def schema_exists(wh: Warehouse) -> bool:

@@ -32,8 +32,12 @@ def records_of(wh: Warehouse, run_id: str, status: str | None = None) -> list[di
 
 
 def state_rows(wh: Warehouse, name: str = "people") -> dict[str, dict[str, Any]]:
+    """State of the records sent at least once (never-sent invalid records only remember their reason)."""
     return {
-        r["record_key"]: r for r in wh.query("select * from cdp_sync.sync_state where sync_name = ?", [name])
+        r["record_key"]: r
+        for r in wh.query(
+            "select * from cdp_sync.sync_state where sync_name = ? and status <> 'invalid'", [name]
+        )
     }
 
 
@@ -230,12 +234,72 @@ def test_invalid_records_are_counted_recorded_and_not_sent(
     assert fixed.added == 1 and "11" in emulator.records
 
 
+@pytest.mark.parametrize("mode", ["audience", "mirror", "upsert"])
+def test_unchanged_invalid_records_are_counted_every_run_but_recorded_once(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path, mode: str
+) -> None:
+    wh.execute("insert into main.people values (null, 'nokey@example.com', 'No', 'Key', 1, true)")
+    wh.execute("insert into main.people values (11, 'dup@example.com', 'Dup', 'Key', 1, true)")
+    wh.execute("update main.people set email = null where id = 12")
+    destination = {"type": "webhook", "url": emulator.url, "secret": SECRET_ENV, "required_fields": ["email"]}
+    config = people_sync(emulator.url, tmp_path, destination=destination, mode=mode)
+    first = run_sync(config, wh)
+    assert first.invalid == len(records_of(wh, first.run_id, "invalid")) == 34
+
+    journal = wh.scalar("select count(*) from cdp_sync.sync_records")
+    for _ in range(2):  # nothing changed: still invalid, counted, not recorded again
+        again = run_sync(config, wh)
+        assert (again.invalid, again.requests) == (34, 0)
+        run = wh.query("select invalid from cdp_sync.sync_runs where run_id = ?", [again.run_id])[0]
+        assert run["invalid"] == 34  # a user still sees how many are invalid
+    assert wh.scalar("select count(*) from cdp_sync.sync_records") == journal, "the journal must not grow"
+    assert len(state.invalid_records(wh, "people", limit=100)) == 32  # keys: the duplicate is one
+
+    # Changes are recorded once each: new content of an invalid record, a new reason, a new bad row.
+    wh.execute("update main.people set first_name = 'Changed' where id = 20")  # still no consent
+    wh.execute("update main.people set consent_email_marketing = true, email = null where id = 30")
+    wh.execute("update main.people set first_name = 'Other' where id is null")  # a different keyless row
+    changed = run_sync(config, wh)
+    recorded = {(r["record_key"], r["reason"]) for r in records_of(wh, changed.run_id, "invalid")}
+    assert recorded == {
+        ("20", "missing consent"),
+        ("30", "missing required field(s): email"),
+        (None, "null primary key"),
+    }
+    assert changed.invalid == 34
+    quiet = run_sync(config, wh)
+    assert quiet.invalid == 34 and not records_of(wh, quiet.run_id, "invalid")
+
+    # A record that becomes valid is sent normally, and recorded again if it turns invalid again.
+    wh.execute("update main.people set email = 'back@example.com' where id = 12")
+    fixed = run_sync(config, wh)
+    assert fixed.added == 1 and emulator.records["12"]["email"] == "back@example.com"
+    assert fixed.invalid == 33
+    wh.execute("update main.people set email = null where id = 12")
+    broken = run_sync(config, wh)
+    if mode == "audience":  # it cannot be sent any more, so the audience drops it; then it is invalid
+        assert (broken.removed, broken.invalid) == (1, 33) and "12" not in emulator.records
+        broken = run_sync(config, wh)
+    else:
+        assert "12" in emulator.records  # upsert never removes; a mirror by key leaves it alone
+    assert broken.invalid == 34
+    assert [r["record_key"] for r in records_of(wh, broken.run_id, "invalid")] == ["12"]
+
+    # A reset forgets what was recorded: the next run records every invalid record again.
+    reset_sync(config, wh)
+    after_reset = run_sync(config, wh)
+    assert len(records_of(wh, after_reset.run_id, "invalid")) == after_reset.invalid
+
+
 # -- delivery: retries, splitting, pending records --------------------------------------------------
 
 
 def test_throttling_and_5xx_are_retried(wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path) -> None:
     emulator.faults = FaultConfig(throttle_every=3, error_5xx_every=4, retry_after=0.01)
-    summary = run_sync(people_sync(emulator.url, tmp_path), wh)
+    # Half the requests fail and four workers interleave, so a batch may draw several failures in a
+    # row on a busy machine: enough attempts that giving up would take a 2**-12 streak.
+    retry = {"max_attempts": 12, "initial_delay": 0.01, "max_delay": 0.02}
+    summary = run_sync(people_sync(emulator.url, tmp_path, retry=retry), wh)
     assert summary.status == "success"
     assert summary.retried >= 2
     assert summary.requests == 6 + summary.retried
@@ -488,3 +552,41 @@ def test_state_is_folded_after_a_killed_run(wh: Warehouse, emulator: WebhookEmul
     assert summary.changed == 1 and summary.added == 269  # key 1 was acknowledged with another hash
     run = wh.query("select status, folded from cdp_sync.sync_runs where run_id = 'dead-run'")[0]
     assert run == {"status": "interrupted", "folded": True}
+
+
+def test_a_large_journal_is_folded_in_parts_with_the_same_result(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state, "FOLD_PART_ROWS", 16)  # 300 journal rows: about 19 parts
+    config = people_sync(emulator.url, tmp_path)
+    first = run_sync(config, wh)
+    assert first.status == "success" and len(state_rows(wh)) == 270
+    wh.execute("update main.people set score = score + 1 where id % 4 = 0")
+    wh.execute("delete from main.people where id % 9 = 0")
+    second = run_sync(config, wh)
+    assert second.status == "success" and emulator.records == expected_state(wh)
+    assert {r["row_hash"] is not None and r["status"] == "synced" for r in state_rows(wh).values()} == {True}
+    assert len(state_rows(wh)) == len(expected_state(wh))
+    again = run_sync(config, wh)
+    assert (again.added, again.changed, again.removed, again.requests) == (0, 0, 0, 0)
+
+
+def test_duckdb_memory_is_bounded_during_a_run_and_restored_after(
+    wh: Warehouse, emulator: WebhookEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = wh.scalar("select current_setting('memory_limit')")
+    seen: list[str] = []
+    config = people_sync(emulator.url, tmp_path)
+    emulator.observers.append(lambda *_: seen.append("request"))
+    monkeypatch.setenv("CDP_SYNC_MEMORY_LIMIT", "300MB")
+    from reverse_etl.sync.engine import duckdb_memory_limit
+
+    with duckdb_memory_limit(wh):
+        inside = wh.scalar("select current_setting('memory_limit')")
+    assert inside == "286.1 MiB"  # DuckDB shows 300MB in binary units
+    assert run_sync(config, wh).status == "success" and seen
+    assert wh.scalar("select current_setting('memory_limit')") == before
+    monkeypatch.setenv("CDP_SYNC_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="CDP_SYNC_MEMORY_LIMIT='lots'"):
+        run_sync(config, wh)
+    assert wh.scalar("select current_setting('memory_limit')") == before
