@@ -195,6 +195,11 @@ class Destination(abc.ABC):
         vendor keys records by the primary key and a change is a plain update."""
         return frozenset()
 
+    def matches_by_identifier(self, mode: str) -> bool:
+        """Whether, in this sync mode, the vendor holds records by ``match_keys`` rather than by the
+        primary key; a vendor that is an audience in one mode and a CRM in another says so per mode."""
+        return type(self).match_keys is not Destination.match_keys
+
     def _normalised(
         self, records: Sequence[Record]
     ) -> tuple[list[tuple[Record, dict[str, Any]]], list[RecordResult]]:

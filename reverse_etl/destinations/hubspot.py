@@ -84,6 +84,16 @@ class HubSpotContacts(Destination):
         out["email"] = email
         return out, None
 
+    def matches_by_identifier(self, mode: str) -> bool:
+        """Only a list is held by email: a mirror's removal archives the contact, which must never
+        happen because an email changed (the new email is upserted as its own contact instead)."""
+        return mode == "audience"
+
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """A list holds contact ids and adds upsert contacts by email, so a new email is a new contact:
+        the old one must leave the list first (it stays in the CRM)."""
+        return frozenset({fields["email"]})
+
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:

@@ -120,6 +120,12 @@ class IterableUsers(Destination):
             user["dataFields"] = data
         return user, None
 
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """Lists hold users by the project's identifier. In an email project a new email is another
+        user, so the old one must be unsubscribed; in a userId project the email is a field of the
+        same user and a change is an update."""
+        return frozenset({self._ident(fields)})
+
     def _ident(self, user: Mapping[str, Any]) -> str:
         return str(user["email"] if self._by_email else user["userId"]).lower()
 

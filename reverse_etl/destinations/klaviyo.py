@@ -97,6 +97,17 @@ class KlaviyoProfiles(Destination):
                 out.setdefault("properties", {})[key] = value
         return out, None
 
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """A list holds profile ids, and an import finds the profile by any identifier it carries: a
+        record that keeps its external id or phone lands on the same profile, whose email the import
+        then updates, so an email change is an update. Only a record whose most stable identifier
+        changed (external id, else phone, else email: one with just an email) would land on a new
+        profile and leave the old one on the list, so that identifier is the match key."""
+        for key in ("external_id", "phone_number", "email"):
+            if fields.get(key):
+                return frozenset({f"{key}:{fields[key]}"})
+        return frozenset()
+
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str, query: Mapping[str, str] | None = None) -> str:

@@ -138,6 +138,11 @@ class MailchimpMembers(Destination):
             member["merge_fields"] = merge
         return member, None
 
+    def match_keys(self, fields: Mapping[str, Any]) -> frozenset[str]:
+        """A member's id is the hash of its address, so a new address is a new member: the old one
+        must leave the segment (it stays on the list, only untagged)."""
+        return frozenset({fields["email_address"]})
+
     # -- requests --------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:

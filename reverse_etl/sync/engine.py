@@ -161,7 +161,7 @@ class _Prepared:
         self.batch_size = batch_size
         self.send_op, self.remove_op = config.operations
         self.keep_payload = config.mode in REMOVAL_MODES
-        self.identity_aware = self.keep_payload and type(destination).match_keys is not Destination.match_keys
+        self.identity_aware = self.keep_payload and destination.matches_by_identifier(config.mode)
         # Audiences (and mirrors to vendors that hold people by identifier) drop a member who can no
         # longer be sent; a mirror keyed by primary key (a CRM, a webhook) leaves the record alone.
         self.remove_unsendable = config.mode == "audience" or self.identity_aware

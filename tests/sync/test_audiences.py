@@ -239,3 +239,189 @@ def test_a_record_that_can_no_longer_be_sent_leaves_the_audience(
         )
         later = run_sync(config, wh)
         assert (later.invalid, later.removed, later.requests) == (1, 0, 0)
+
+
+# -- email-keyed lists -----------------------------------------------------------------------------
+# Email platforms hold list members by the vendor's own key: a subscriber hash of the address
+# (Mailchimp), the project's identifier (Iterable), a profile found by any identifier (Klaviyo). What
+# the list holds is read back as the members' emails.
+
+
+def _held_klaviyo(em: Any, st: dict[str, Any], settings: dict[str, Any]) -> set[str]:
+    return em.list_member_emails(st["list_id"])
+
+
+def _held_mailchimp(em: Any, st: dict[str, Any], settings: dict[str, Any]) -> set[str]:
+    return em.segment_emails(settings["list_id"], st["segment_id"])
+
+
+def _held_iterable(em: Any, st: dict[str, Any], settings: dict[str, Any]) -> set[str]:
+    with em.lock:  # members are held by identifier; their emails are what a campaign reaches
+        users = [em.users[ident] for ident in em.lists[int(st["list_id"])]["members"]]
+    return {u.get("email") or u["dataFields"]["email"] for u in users}
+
+
+def _held_hubspot(em: Any, st: dict[str, Any], settings: dict[str, Any]) -> set[str]:
+    return em.list_member_emails(st["list_id"])
+
+
+# vendor -> (held emails, how many of Ann's and Bob's email changes are a removal and an add).
+# Klaviyo finds Ann's profile by her unchanged phone, so her new email is an update of it; Bob has no
+# phone, so his new email would be a new profile and his old one is removed first.
+LISTS: dict[str, tuple[Callable[[Any, dict[str, Any], dict[str, Any]], set[str]], int]] = {
+    "klaviyo": (_held_klaviyo, 1),
+    "mailchimp": (_held_mailchimp, 2),
+    "iterable": (_held_iterable, 2),
+}
+
+
+def list_sync(
+    name: str, em: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str = "audience"
+) -> SyncConfig:
+    link = connection(name, em)
+    for variable, value in link.env.items():
+        monkeypatch.setenv(variable, value)
+    destination = dict(link.settings)
+    mapping: dict[str, Any] = {"email": "email", "phone": "phone", "country": "country"}
+    if name == "mailchimp":
+        destination["default_status"] = "subscribed"
+    if name == "iterable" and getattr(em, "identifier", "email") == "userId":
+        destination["identifier"] = "userId"
+        mapping["user_id"] = "customer_id"
+    data: dict[str, Any] = {
+        "name": f"members_{name}_{mode}",
+        "source": {"table": "main.members"},
+        "destination": destination,
+        "mode": mode,
+        "primary_key": "customer_id",
+        "mapping": mapping,
+        "retry": {"max_attempts": 3, "initial_delay": 0.05, "max_delay": 0.2},
+    }
+    return parse_sync(data, tmp_path / f"members_{name}_{mode}.yml")
+
+
+def emails(rows: list[Row]) -> set[str]:
+    return {h.normalise_email(r["email"]) or "" for r in rows}
+
+
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_a_list_member_whose_email_changed_is_held_by_the_new_email_only(
+    name: str, wh: Warehouse, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held, replaced = LISTS[name]
+    config = list_sync(name, emulator, tmp_path, monkeypatch)
+    settings = dict(config.destination.settings)
+    first = run_sync(config, wh)
+    assert (first.status, first.added) == ("success", 5), first
+    dest_state = load_destination_state(wh, config.name)
+    assert held(emulator, dest_state, settings) == emails(rows(wh))
+
+    wh.execute("update main.members set email = 'ann.new@example.com' where customer_id = 1")
+    wh.execute("update main.members set email = 'bob.new@example.com' where customer_id = 2")
+    second = run_sync(config, wh)
+    assert (second.status, second.changed, second.replaced, second.removed) == (
+        "success",
+        2,
+        replaced,
+        0,
+    ), second
+    assert held(emulator, dest_state, settings) == emails(rows(wh))
+    assert not {"ann.one@example.com", "bob@example.com"} & held(emulator, dest_state, settings)
+
+    again = run_sync(config, wh)  # nothing changed: nothing is sent
+    assert (again.requests, again.replaced, again.changed) == (0, 0, 0)
+
+    wh.execute("delete from main.members where customer_id = 1")  # Ann leaves the segment
+    third = run_sync(config, wh)
+    assert (third.status, third.removed) == ("success", 1), third
+    assert held(emulator, dest_state, settings) == emails(rows(wh))
+    assert "ann.new@example.com" not in held(emulator, dest_state, settings)
+
+
+@pytest.mark.parametrize("name", ["klaviyo"])
+def test_klaviyo_updates_the_profile_a_kept_phone_finds_and_replaces_one_found_by_email_only(
+    name: str, wh: Warehouse, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Klaviyo lists hold profile ids. Ann keeps her phone: the import finds her profile by it and
+    changes its email, so she is never taken off the list. Bob has only an email: his new one would
+    be a second profile, so his old profile leaves the list and stays in the account."""
+    config = list_sync(name, emulator, tmp_path, monkeypatch)
+    run_sync(config, wh)
+    dest_state = load_destination_state(wh, config.name)
+    members = emulator.lists[dest_state["list_id"]]["members"]  # type: ignore[attr-defined]
+    ids_before = set(members)
+    wh.execute("update main.members set email = 'ann.new@example.com' where customer_id = 1")
+    wh.execute("update main.members set email = 'bob.new@example.com' where customer_id = 2")
+    out = run_sync(config, wh)
+    assert out.replaced == 1
+    ids_after = set(members)
+    assert len(ids_after - ids_before) == 1, "only Bob's new email is a new profile"
+    assert len(ids_before - ids_after) == 1, "only Bob's old profile left the list"
+    assert "bob@example.com" in emulator.emails()  # type: ignore[attr-defined]
+    assert "ann.one@example.com" not in emulator.emails()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["iterable"])
+def test_an_iterable_user_id_project_updates_the_email_of_the_same_member(
+    name: str, wh: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A userId project keys list members by userId; the email is a field of the user, so a new email
+    is an update (no removal), and the list holds the same users with the new email."""
+    em = emulator_class(name)(identifier="userId")
+    with em:
+        config = list_sync(name, em, tmp_path, monkeypatch)
+        settings = dict(config.destination.settings)
+        assert run_sync(config, wh).added == 5
+        dest_state = load_destination_state(wh, config.name)
+        members_before = em.list_members(dest_state["list_id"])
+        wh.execute("update main.members set email = 'ann.new@example.com' where customer_id = 1")
+        out = run_sync(config, wh)
+        assert (out.status, out.changed, out.replaced, out.removed) == ("success", 1, 0, 0), out
+        assert em.list_members(dest_state["list_id"]) == members_before == {str(p[0]) for p in PEOPLE}
+        assert _held_iterable(em, dest_state, settings) == emails(rows(wh))
+        assert run_sync(config, wh).requests == 0
+        wh.execute("delete from main.members where customer_id = 1")
+        assert run_sync(config, wh).removed == 1
+        assert "1" not in em.list_members(dest_state["list_id"])
+
+
+# HubSpot lists hold contact ids and a contact is upserted by email, so in audience mode a new email is
+# a new contact and the old one must leave the list. In mirror mode the removal archives the contact,
+# which an email change must never do: the engine needs a per-mode answer from the destination
+# (docs/syncs.md, "When a member's identifiers change").
+
+
+@pytest.mark.parametrize("name", ["hubspot"])
+def test_hubspot_mirror_never_archives_a_contact_because_its_email_changed(
+    name: str, wh: Warehouse, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = list_sync(name, emulator, tmp_path, monkeypatch, mode="mirror")
+    assert run_sync(config, wh).added == 5
+    wh.execute("update main.members set email = 'ann.new@example.com' where customer_id = 1")
+    wh.execute("update main.members set email = 'not an email' where customer_id = 2")
+    out = run_sync(config, wh)
+    assert (out.status, out.changed, out.replaced, out.removed, out.invalid) == ("success", 1, 0, 0, 1), out
+    held = emulator.emails()  # type: ignore[attr-defined]
+    assert {"ann.one@example.com", "ann.new@example.com", "bob@example.com"} <= held, "nothing archived"
+
+
+@pytest.mark.parametrize("name", ["hubspot"])
+def test_hubspot_audience_list_holds_the_new_email_only(
+    name: str, wh: Warehouse, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = list_sync(name, emulator, tmp_path, monkeypatch)
+    settings = dict(config.destination.settings)
+    assert run_sync(config, wh).added == 5
+    dest_state = load_destination_state(wh, config.name)
+    wh.execute("update main.members set email = 'ann.new@example.com' where customer_id = 1")
+    wh.execute("update main.members set email = 'bob.new@example.com' where customer_id = 2")
+    out = run_sync(config, wh)
+    assert (out.status, out.changed, out.replaced, out.removed) == ("success", 2, 2, 0), out
+    assert _held_hubspot(emulator, dest_state, settings) == emails(rows(wh))
+    # The old contacts leave the list but stay in the CRM: audience mode never archives.
+    assert {"ann.one@example.com", "bob@example.com"} <= emulator.emails()  # type: ignore[attr-defined]
+    assert run_sync(config, wh).requests == 0
+    wh.execute("delete from main.members where customer_id = 1")
+    assert run_sync(config, wh).removed == 1
+    assert _held_hubspot(emulator, dest_state, settings) == emails(rows(wh))
+    assert "ann.new@example.com" in emulator.emails()  # type: ignore[attr-defined]
