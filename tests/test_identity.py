@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -200,3 +201,110 @@ def test_overrides_never_and_always_merge(tmp_path: Path, dbt_target: Path) -> N
     assert g[("user_id", "u-old-account")] == g[("user_id", "u-new-account")] == g[("email", "pat@mail.org")]
     rows = query(db, "select reason from marts.identity_rejections where reason = 'never_merge'")
     assert rows == [("never_merge",)]
+
+
+def union_find_components(edges: list[tuple[int | None, int | None]]) -> set[frozenset[int]]:
+    """The expected components, by plain union-find (self-loops and null ends ignored)."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        if a is None or b is None or a == b:
+            continue
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        parent[find(a)] = find(b)
+    groups: dict[int, set[int]] = {}
+    for node in parent:
+        groups.setdefault(find(node), set()).add(node)
+    return {frozenset(g) for g in groups.values()}
+
+
+def run_components(
+    tmp_path: Path, dbt_target: Path, capfd: pytest.CaptureFixture[str], edges: list[tuple]
+) -> tuple[list[tuple[int, int]], int]:
+    """cdp_run_connected_components on an edge table; returns its (node, rep) rows and its rounds."""
+    from reverse_etl.dbt import run_dbt
+
+    db = tmp_path / "graph.duckdb"
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("create schema graphs")
+        con.execute("create table graphs.edges (node_a bigint, node_b bigint)")
+        con.executemany("insert into graphs.edges values (?, ?)", edges)
+    finally:
+        con.close()
+    capfd.readouterr()
+    result = run_dbt(
+        [
+            "run-operation",
+            "cdp_run_connected_components",
+            "--args",
+            "{edges: graphs.edges, output: graphs.components}",
+            "--target-path",
+            str(dbt_target),
+        ],
+        database=db,
+    )
+    log = capfd.readouterr().out
+    assert result.success, f"{result.exception}\n{log}"
+    match = re.search(r"cdp_connected_components rounds=(\d+)", log)
+    assert match, log
+    rows = query(db, "select node, rep from graphs.components")
+    leftovers = query(db, "select table_name from information_schema.tables where table_name like '%work%'")
+    assert leftovers == [], "scratch tables left behind"
+    return rows, int(match.group(1))
+
+
+def check_components(rows: list[tuple[int, int]], edges: list[tuple]) -> None:
+    """One row per node of an edge; nodes share a rep exactly when they are connected; the rep is a
+    node of its own component."""
+    expected = union_find_components(edges)
+    nodes = [node for node, _ in rows]
+    assert len(nodes) == len(set(nodes)), "a node has more than one row"
+    by_rep: dict[int, set[int]] = {}
+    for node, rep in rows:
+        by_rep.setdefault(rep, set()).add(node)
+    assert {frozenset(g) for g in by_rep.values()} == expected
+    assert all(rep in members for rep, members in by_rep.items())
+
+
+def test_connected_components_on_hand_made_graphs(
+    tmp_path: Path, dbt_target: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import random
+
+    rng = random.Random(7)
+    edges: list[tuple] = []
+    # A chain with consecutive ids: a fixed order of the ids would shrink it by one node per round.
+    edges += [(i, i + 1) for i in range(1, 5000)]
+    # A star given in both directions, twice, and with a self-loop: one component of 51 nodes.
+    edges += [(10_000, 10_001 + i) for i in range(50)] * 2 + [(10_001 + i, 10_000) for i in range(50)]
+    edges += [(10_000, 10_000)]
+    # A cycle, a clique, negative ids and the extremes of bigint (the packed min must keep their sign).
+    edges += [(20_000 + i, 20_000 + (i + 1) % 7) for i in range(7)]
+    edges += [(30_000 + i, 30_000 + j) for i in range(6) for j in range(i + 1, 6)]
+    edges += [(-(2**63) + 1, 2**63 - 1), (2**63 - 1, -5), (-5, -6), (-7, -8)]
+    # A node with only a self-loop, and null ends: not nodes of any edge.
+    edges += [(40_000, 40_000), (None, 40_001), (40_002, None)]
+    # Random 63-bit ids, like identifier keys, in a sparse random graph (many small trees).
+    keys = [rng.randrange(-(2**62), 2**62) for _ in range(3000)]
+    edges += [(rng.choice(keys), rng.choice(keys)) for _ in range(2500)]
+
+    rows, rounds = run_components(tmp_path, dbt_target, capfd, edges)
+    check_components(rows, edges)
+    assert rounds <= 25
+    assert (40_000,) not in {(node,) for node, _ in rows}
+
+
+def test_connected_components_of_nothing(
+    tmp_path: Path, dbt_target: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rows, rounds = run_components(tmp_path, dbt_target, capfd, [(1, 1), (None, 2)])
+    assert rows == []
+    assert rounds == 1

@@ -26,11 +26,10 @@
 {%- if execute %}
     {%- set edges_sql = "select identifier_key_a as node_a, identifier_key_b as node_b from "
         ~ ref('int_identity_edges') %}
-    {%- set cc = cdp_connected_components(edges_sql, prefix, var('cdp_identity_max_rounds')) %}
-    {%- do log('identity: connected components converged in ' ~ cc['rounds'] ~ ' rounds', info=true) %}
     {%- set assign = prefix ~ '__assign' %}
-    {%- do cdp_scratch_table(assign, "select node as identifier_key, rep as cluster_key from " ~ cc['table']) %}
-    {% do run_query('drop table if exists ' ~ cc['table']) %}
+    {%- set cc = cdp_connected_components(edges_sql, prefix, var('cdp_identity_max_rounds'),
+        output=assign, node_column='identifier_key', rep_column='cluster_key') %}
+    {%- do log('identity: connected components converged in ' ~ cc['rounds'] ~ ' rounds', info=true) %}
     {%- do cdp_scratch_table(cut_links,
         "select cast(null as bigint) as identifier_key_a, cast(null as bigint) as identifier_key_b,
                 cast(null as " ~ dbt.type_string() ~ ") as reason where 1 = 0") %}
