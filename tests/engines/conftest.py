@@ -185,18 +185,24 @@ def check_cli_and_sync(env: Mapping[str, str | None], target: str, tmp_path: Pat
                 "select identifier_value from marts.identity_graph where identifier_type = 'email' "
                 "order by identifier_value limit 1"
             )
+            # The largest segment now (an earlier test in the module may have emptied another).
+            segment = wh.scalar(
+                "select segment_name from marts.segment_members where not coalesce(is_holdout, false) "
+                "group by segment_name order by count(*) desc, segment_name limit 1"
+            )
             members = {
                 r["customer_id"]
                 for r in wh.query(
                     "select customer_id from marts.segment_members "
-                    "where segment_name = 'high_value_customers' and not coalesce(is_holdout, false)"
+                    "where segment_name = ? and not coalesce(is_holdout, false)",
+                    [segment],
                 )
             }
         assert email and members
         assert "cluster" in cdp("identity", "stats").lower()
-        assert "high_value_customers" in cdp("segment", "list")
+        assert segment in cdp("segment", "list")
         assert email in cdp("profile", "show", email, "--show-pii")
-        assert "high_value_customers" in cdp("segment", "preview", "high_value_customers")
+        assert segment in cdp("segment", "preview", segment)
 
         emulator = WebhookEmulator(FaultConfig())
         os.environ["CDP_ENGINE_SYNC_SECRET"] = emulator.secret
@@ -208,7 +214,7 @@ def check_cli_and_sync(env: Mapping[str, str | None], target: str, tmp_path: Pat
             sync_file.write_text(
                 yaml.safe_dump(
                     {
-                        "source": {"segment": "high_value_customers"},
+                        "source": {"segment": segment},
                         "destination": {
                             "type": "webhook",
                             "url": emulator.url,
