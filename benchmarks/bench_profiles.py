@@ -1,14 +1,27 @@
-"""Profiles and segments: build time of each model against one GROUP BY scan of customer_events.
+"""Profiles and segments: build time of each model against one GROUP BY scan of customer_events, and
+the incremental customer_events on a small batch of new events against its full build.
 
-    python benchmarks/bench_profiles.py                       # 100k customers (~2M events)
-    python benchmarks/bench_profiles.py --customers 1000000   # 1M customers (~20M events)
-    python benchmarks/bench_profiles.py --database w.duckdb --skip-generate   # reuse a generated warehouse
+    python benchmarks/bench_profiles.py                       # 100k customers (~2.4M events)
+    python benchmarks/bench_profiles.py --customers 1000000   # 1M customers (~24M events)
+    python benchmarks/bench_profiles.py --database w.duckdb --skip-generate   # reuse generated raw data
+    python benchmarks/bench_profiles.py --json figures.json   # also write the figures as JSON
 
-Generates the raw data (`cdp generate`), builds staging and identity once (not timed), then runs
-`dbt run --select customer_events+ int_profile_attributes` with one thread, so each model's time in
-run_results.json is its own. The baseline, in the same run and on the same file, is one pass over
-customer_events: `create table as select customer_id, count(*), min, max, sum ... group by customer_id`.
-The ratio says how many such scans each model costs; customer_traits should stay within a few.
+Steps, all on one warehouse file:
+
+1. Generate the raw data (`cdp generate`), then hold back the newest `--batch-hours` of every event
+   table (by load time: Segment uuid_ts/received_at, an order's updated_at, the export time of email and
+   consent events) in a side schema: that is the "new batch" of step 5.
+2. Build staging and identity (`dbt build`, one thread, data tests included): the staging models'
+   times are reported too, since customer_events reads them.
+3. `dbt run --threads 1 --full-refresh --select customer_events+ int_profile_attributes`: each model's
+   time in run_results.json is its own.
+4. The baseline, in the same run and on the same file: one pass over customer_events,
+   `create table as select customer_id, count(*), min, max, sum ... group by customer_id`. Each ratio
+   says how many such scans a model costs.
+5. The held-back batch lands; staging and identity are rebuilt (not timed), then the same `dbt run`
+   without --full-refresh: customer_events loads the batch (plus the lookback) and re-attributes what
+   the batch merged or split. With `--verify` (default), a full refresh of customer_events afterwards
+   must give the same rows.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -41,11 +55,41 @@ where customer_id is not null
 group by customer_id
 """
 
+# Raw event tables and the expression that says when a row landed (what the incremental model's
+# watermark reads through staging).
+EVENT_TABLES = {
+    "segment.pages": "coalesce(uuid_ts, received_at)",
+    "segment.tracks": "coalesce(uuid_ts, received_at)",
+    "segment.identifies": "coalesce(uuid_ts, received_at)",
+    "segment.order_completed": "coalesce(uuid_ts, received_at)",
+    "segment.product_added": "coalesce(uuid_ts, received_at)",
+    "segment.checkout_started": "coalesce(uuid_ts, received_at)",
+    "shop.orders": "coalesce(updated_at, created_at)",
+    "esp.email_events": "occurred_at",
+    "consent.consent_events": "occurred_at",
+}
+HOLDBACK_SCHEMA = "bench_holdback"
 
-def dbt(args: list[str], database: Path, target: Path) -> None:
+UPSTREAM = [
+    "--select",
+    "+customer_events",
+    "suppression_list",
+    "--exclude",
+    "customer_events",
+    "test_type:unit",
+    "--indirect-selection",
+    "cautious",
+]
+PROFILE_MODELS = ["--select", "customer_events+", "int_profile_attributes", "--exclude", "test_type:unit"]
+
+
+def dbt(args: list[str], database: Path, target: Path) -> float:
+    """Run dbt; the wall time in seconds. Stops the benchmark with dbt's messages on failure."""
+    start = time.perf_counter()
     result = run_dbt([*args, "--target-path", str(target)], project=PROJECT, database=database, quiet=True)
     if not result.success:
         raise SystemExit("dbt failed:\n" + "\n".join(result.failures) + f"\n{result.exception or ''}")
+    return time.perf_counter() - start
 
 
 def scan_seconds(database: Path, repeats: int) -> float:
@@ -65,7 +109,178 @@ def scan_seconds(database: Path, repeats: int) -> float:
 
 def model_seconds(target: Path) -> dict[str, float]:
     results = json.loads((target / "run_results.json").read_text())["results"]
-    return {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results if r["status"] == "success"}
+    return {
+        r["unique_id"].split(".")[-1]: r["execution_time"]
+        for r in results
+        if r["status"] == "success" and r["unique_id"].startswith("model.")
+    }
+
+
+def hold_back(database: Path, hours: int) -> int:
+    """Move the rows of each event table that landed in its last `hours` to the side schema."""
+    con = duckdb.connect(str(database))
+    moved = 0
+    try:
+        con.execute(f"create schema if not exists {HOLDBACK_SCHEMA}")
+        for table, landed in EVENT_TABLES.items():
+            side = f"{HOLDBACK_SCHEMA}.{table.replace('.', '__')}"
+            cutoff = con.execute(f"select max({landed}) - interval ({hours}) hour from {table}").fetchone()[0]
+            if cutoff is None:
+                continue
+            con.execute(
+                f"create or replace table {side} as select * from {table} where {landed} > ?", [cutoff]
+            )
+            con.execute(f"delete from {table} where {landed} > ?", [cutoff])
+            moved += con.execute(f"select count(*) from {side}").fetchone()[0]
+    finally:
+        con.close()
+    return moved
+
+
+def land_batch(database: Path) -> None:
+    """Put the held-back rows back into their tables: the new batch arrives."""
+    con = duckdb.connect(str(database))
+    try:
+        for table in EVENT_TABLES:
+            side = f"{HOLDBACK_SCHEMA}.{table.replace('.', '__')}"
+            if con.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [HOLDBACK_SCHEMA, table.replace(".", "__")],
+            ).fetchone()[0]:
+                con.execute(f"insert into {table} select * from {side}")
+                con.execute(f"drop table {side}")
+    finally:
+        con.close()
+
+
+def scalar(database: Path, sql: str) -> Any:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def measure(
+    customers: int = 100_000,
+    seed: int = 42,
+    database: str | Path | None = None,
+    skip_generate: bool = False,
+    skip_upstream: bool = False,
+    repeats: int = 3,
+    batch_hours: int = 24,
+    verify: bool = True,
+) -> dict[str, Any]:
+    """Run the benchmark; figures as plain numbers (seconds, and ratios to the baseline scan)."""
+    if skip_upstream and batch_hours > 0:
+        raise ValueError(
+            "skip_upstream reuses staging built from all the raw data: use it with batch_hours=0"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(database) if database else Path(tmp) / "bench.duckdb"
+        target = Path(tmp) / "target"
+        figures: dict[str, Any] = {"customers": customers, "batch_hours": batch_hours}
+        if not skip_generate:
+            from reverse_etl.datagen import generate
+
+            start = time.perf_counter()
+            generate(str(db), customers, seed=seed)
+            figures["generate_seconds"] = round(time.perf_counter() - start, 1)
+        land_batch(db)  # a reused file may still hold a batch from an interrupted run
+        figures["batch_raw_rows"] = hold_back(db, batch_hours) if batch_hours > 0 else 0
+
+        upstream: dict[str, float] = {}
+        if not skip_upstream:
+            figures["upstream_seconds"] = round(dbt(["build", "--threads", "1", *UPSTREAM], db, target), 1)
+            upstream = model_seconds(target)
+        figures["full_wall_seconds"] = round(
+            dbt(["run", "--threads", "1", "--full-refresh", *PROFILE_MODELS], db, target), 1
+        )
+        full = model_seconds(target)
+        scan = scan_seconds(db, repeats)
+        events = scalar(db, "select count(*) from marts.customer_events")
+        figures.update(
+            events=events,
+            customers_built=scalar(db, "select count(*) from marts.customer_traits"),
+            scan_seconds=round(scan, 3),
+            staging={
+                name: {"seconds": round(s, 2), "x_scan": round(s / scan, 2)}
+                for name, s in upstream.items()
+                if name.startswith("stg_")
+            },
+            models={name: {"seconds": round(s, 2), "x_scan": round(s / scan, 2)} for name, s in full.items()},
+            all_models_x_scan=round(sum(full.values()) / scan, 1),
+        )
+
+        if batch_hours > 0:
+            land_batch(db)
+            dbt(["build", *UPSTREAM], db, target)
+            figures["incremental_wall_seconds"] = round(
+                dbt(["run", "--threads", "1", *PROFILE_MODELS], db, target), 1
+            )
+            incremental = model_seconds(target)
+            seconds = incremental["customer_events"]
+            figures["incremental"] = {
+                "new_events": scalar(db, "select count(*) from marts.customer_events") - events,
+                "customer_events_seconds": round(seconds, 2),
+                "customer_events_x_scan": round(seconds / scan, 2),
+                "customer_events_vs_full": round(seconds / full["customer_events"], 3),
+                "models": {name: round(s, 2) for name, s in incremental.items()},
+            }
+            if verify:
+                figures["incremental"]["equals_full_refresh"] = equals_full_refresh(db, target)
+    return figures
+
+
+def equals_full_refresh(database: Path, target: Path) -> bool:
+    """Whether a full refresh of customer_events gives exactly the incremental table's rows."""
+    con = duckdb.connect(str(database))
+    try:
+        con.execute("create or replace table main.bench_incremental as select * from marts.customer_events")
+    finally:
+        con.close()
+    dbt(["run", "--select", "customer_events", "--full-refresh"], database, target)
+    con = duckdb.connect(str(database))
+    try:
+        differ = con.execute(
+            "select count(*) from ((select * from main.bench_incremental except all "
+            "select * from marts.customer_events) union all (select * from marts.customer_events "
+            "except all select * from main.bench_incremental))"
+        ).fetchone()[0]
+        con.execute("drop table main.bench_incremental")
+    finally:
+        con.close()
+    return differ == 0
+
+
+def report(figures: dict[str, Any]) -> None:
+    scan = figures["scan_seconds"]
+    print(
+        f"\n{figures['events']:,} events, {figures['customers_built']:,} customers; "
+        f"baseline scan (one GROUP BY over customer_events): {scan:.2f}s\n"
+    )
+    print(f"{'model (full build)':34} {'seconds':>8} {'x scan':>7}")
+    print(f"{'-' * 34} {'-' * 8} {'-' * 7}")
+    for name, row in sorted(figures["staging"].items(), key=lambda kv: -kv[1]["seconds"]):
+        print(f"{name:34} {row['seconds']:8.2f} {row['x_scan']:7.1f}")
+    print(f"{'-' * 34} {'-' * 8} {'-' * 7}")
+    for name, row in sorted(figures["models"].items(), key=lambda kv: -kv[1]["seconds"]):
+        print(f"{name:34} {row['seconds']:8.2f} {row['x_scan']:7.1f}")
+    total = sum(row["seconds"] for row in figures["models"].values())
+    print(f"{'-' * 34} {'-' * 8} {'-' * 7}")
+    print(f"{'all profile and segment models':34} {total:8.2f} {figures['all_models_x_scan']:7.1f}")
+    print(f"(dbt wall time including start-up: {figures['full_wall_seconds']:.1f}s)")
+    inc = figures.get("incremental")
+    if inc:
+        full = figures["models"]["customer_events"]["seconds"]
+        print(
+            f"\nincremental customer_events, batch of the last {figures['batch_hours']}h "
+            f"({figures['batch_raw_rows']:,} raw rows, {inc['new_events']:,} new events): "
+            f"{inc['customer_events_seconds']:.2f}s = {inc['customer_events_x_scan']:.2f} x scan "
+            f"= {inc['customer_events_vs_full']:.3f} x the full build ({full:.2f}s)"
+        )
+        if "equals_full_refresh" in inc:
+            print(f"incremental table equals a full refresh: {inc['equals_full_refresh']}")
 
 
 def main() -> None:
@@ -81,73 +296,37 @@ def main() -> None:
         "--skip-generate", action="store_true", help="Reuse the raw data already in --database."
     )
     parser.add_argument(
-        "--skip-upstream", action="store_true", help="Reuse staging and identity already built in --database."
+        "--skip-upstream",
+        action="store_true",
+        help="Reuse staging and identity already built in --database (with --batch-hours 0).",
     )
     parser.add_argument("--repeats", type=int, default=3, help="Runs of the baseline scan (median).")
+    parser.add_argument(
+        "--batch-hours",
+        type=int,
+        default=24,
+        help="Hours of newest events held back and loaded by the incremental run (0: no incremental run).",
+    )
+    parser.add_argument(
+        "--no-verify", action="store_true", help="Skip the full-refresh comparison after the incremental run."
+    )
+    parser.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        database = args.database or Path(tmp) / "bench.duckdb"
-        target = Path(tmp) / "target"
-        if not args.skip_generate:
-            from reverse_etl.datagen import generate
-
-            start = time.perf_counter()
-            generate(str(database), args.customers, seed=args.seed)
-            print(f"generated {args.customers:,} customers in {time.perf_counter() - start:.1f}s")
-        if not args.skip_upstream:
-            start = time.perf_counter()
-            dbt(
-                [
-                    "build",
-                    "--select",
-                    "+customer_events",
-                    "suppression_list",
-                    "--exclude",
-                    "test_type:unit",
-                    "--indirect-selection",
-                    "cautious",
-                ],
-                database,
-                target,
-            )
-            seconds = time.perf_counter() - start
-            print(f"staging + identity + customer_events built (with tests) in {seconds:.1f}s")
-
-        start = time.perf_counter()
-        dbt(
-            [
-                "run",
-                "--threads",
-                "1",
-                "--select",
-                "customer_events+",
-                "int_profile_attributes",
-                "--exclude",
-                "test_type:unit",
-            ],
-            database,
-            target,
-        )
-        wall = time.perf_counter() - start
-        models = model_seconds(target)
-        scan = scan_seconds(database, args.repeats)
-        con = duckdb.connect(str(database), read_only=True)
-        try:
-            events = con.execute("select count(*) from marts.customer_events").fetchone()[0]
-            customers = con.execute("select count(*) from marts.customer_traits").fetchone()[0]
-        finally:
-            con.close()
-
-    print(f"\n{events:,} events, {customers:,} customers; baseline scan (one GROUP BY): {scan:.2f}s\n")
-    print(f"{'model':32} {'seconds':>8} {'x scan':>7}")
-    print(f"{'-' * 32} {'-' * 8} {'-' * 7}")
-    for name, seconds in sorted(models.items(), key=lambda kv: -kv[1]):
-        print(f"{name:32} {seconds:8.2f} {seconds / scan:7.1f}")
-    total = sum(models.values())
-    print(f"{'-' * 32} {'-' * 8} {'-' * 7}")
-    print(f"{'all profile and segment models':32} {total:8.2f} {total / scan:7.1f}")
-    print(f"(dbt wall time including start-up: {wall:.1f}s)")
+    if args.skip_generate and not args.database:
+        parser.error("--skip-generate needs --database (the file that holds the raw data)")
+    figures = measure(
+        customers=args.customers,
+        seed=args.seed,
+        database=args.database,
+        skip_generate=args.skip_generate,
+        skip_upstream=args.skip_upstream,
+        repeats=args.repeats,
+        batch_hours=args.batch_hours,
+        verify=not args.no_verify,
+    )
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

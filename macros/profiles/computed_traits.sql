@@ -16,9 +16,9 @@
 {#- Columns of customer_events a trait may name directly. -#}
 {% macro cdp_customer_event_columns() -%}
     {{ return([
-        'event_id', 'customer_id', 'event_type', 'event_name', 'occurred_at', 'anonymous_id', 'user_id',
-        'email', 'phone', 'page_url', 'referrer', 'utm_source', 'utm_medium', 'utm_campaign', 'user_agent',
-        'order_id', 'revenue', 'detail'
+        'event_id', 'customer_id', 'event_type', 'event_name', 'occurred_at', 'loaded_at', 'anonymous_id',
+        'user_id', 'email', 'phone', 'page_url', 'referrer', 'utm_source', 'utm_medium', 'utm_campaign',
+        'user_agent', 'order_id', 'revenue', 'detail', 'attributed_by_type'
     ]) }}
 {%- endmacro %}
 

@@ -1,10 +1,50 @@
 {#-
     One row per event: page views, track events, identifies, orders, email events and consent changes,
     on one timeline with the customer each belongs to. Attribution uses the strongest identifier the
-    event carries (user_id, then email, phone, anonymous_id), looked up in identity_graph, so browsing
-    before sign-up belongs to the customer once any later event links the device. Rebuilt each run, so
-    merges and splits re-attribute history at once.
+    event carries (user_id, then email, phone, anonymous_id) that identity_graph knows; the row keeps
+    that identifier (attributed_by_type, attributed_by_key), so browsing before sign-up moves to the
+    customer once a later event links the device.
+
+    Incremental (delete+insert on event_id). Each build
+      1. loads the events of each type whose loaded_at is at or after the latest loaded_at of that type
+         already stored, minus var cdp_events_lookback_hours (late rows inside the window are picked
+         up, rows landing later than that are not: a --full-refresh picks them up);
+      2. re-attributes stored events whose attributing identifier now belongs to another customer or
+         left the graph (merges, splits, erasures), and stored events that carry an identifier new to
+         the graph (it may be stronger than the one that attributed them). Both are found by comparing
+         identity_graph with the graph of the previous build (customer_events__graph, written by the
+         post-hook), so re-attribution joins the stored events to a small set of changed identifiers
+         and never rereads the staging models.
+    A full refresh attributes every event the same way, so both paths give the same table.
 -#}
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    post_hook=[
+        "{{ cdp_replace_table(cdp_customer_events_snapshot(this),
+            'select identifier_key, customer_id from ' ~ ref('identity_graph')) }}",
+    ],
+) }}
+
+{%- set event_columns = [
+    'event_id', 'event_type', 'event_name', 'occurred_at', 'loaded_at', 'anonymous_id', 'user_id', 'email',
+    'phone', 'page_url', 'referrer', 'utm_source', 'utm_medium', 'utm_campaign', 'user_agent', 'order_id',
+    'revenue', 'detail',
+] %}
+{%- do cdp_events_lookback_hours() %}
+{%- set since = {} %}
+{%- set snapshot = none %}
+{%- if is_incremental() %}
+    {%- do cdp_check_customer_events_columns(this) %}
+    {%- set since = cdp_customer_events_since(this) %}
+    {%- set snapshot = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier=this.identifier ~ '__graph') %}
+    {%- if snapshot is not none %}
+        {%- set changes = cdp_identity_changes(ref('identity_graph'), snapshot) %}
+    {%- endif %}
+{%- endif %}
 
 with
 
@@ -66,8 +106,10 @@ graph as (
     ),
 {%- endif %}
 
-unioned as (
-    {#- One branch per enabled source, each with every column, so any subset unions. -#}
+new_events as (
+    {#- One branch per enabled source, each with every column, so any subset unions. loaded_at is when
+        the warehouse got this version of the event: the loader's time (Segment uuid_ts), else the
+        collector's received_at; an order's updated_at; the export's occurred_at for email and consent. -#}
     {%- set branches = [] %}
     {%- if cdp_model_enabled('stg_segment__pages') %}
         {%- set branch %}
@@ -76,6 +118,7 @@ unioned as (
         'page' as event_type,
         coalesce(page_name, page_path, 'page') as event_name,
         occurred_at,
+        coalesce(loaded_at, received_at, occurred_at) as loaded_at,
         anonymous_id,
         user_id,
         cast(null as {{ dbt.type_string() }}) as email,
@@ -90,6 +133,7 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from pages
+    {{ cdp_customer_events_window(since, 'page', 'coalesce(loaded_at, received_at, occurred_at)') }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -100,6 +144,7 @@ unioned as (
         'track' as event_type,
         event_name,
         occurred_at,
+        coalesce(loaded_at, received_at, occurred_at) as loaded_at,
         anonymous_id,
         user_id,
         cast(null as {{ dbt.type_string() }}) as email,
@@ -114,6 +159,7 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from tracks
+    {{ cdp_customer_events_window(since, 'track', 'coalesce(loaded_at, received_at, occurred_at)') }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -124,6 +170,7 @@ unioned as (
         'identify' as event_type,
         'identify' as event_name,
         occurred_at,
+        coalesce(loaded_at, received_at, occurred_at) as loaded_at,
         anonymous_id,
         user_id,
         email,
@@ -138,6 +185,7 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from identifies
+    {{ cdp_customer_events_window(since, 'identify', 'coalesce(loaded_at, received_at, occurred_at)') }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -148,6 +196,7 @@ unioned as (
         'order' as event_type,
         'order_' || status as event_name,
         created_at as occurred_at,
+        coalesce(updated_at, created_at) as loaded_at,
         cast(null as {{ dbt.type_string() }}) as anonymous_id,
         customer_id as user_id,
         email,
@@ -162,6 +211,7 @@ unioned as (
         net_amount as revenue,
         currency as detail
     from orders
+    {{ cdp_customer_events_window(since, 'order', 'coalesce(updated_at, created_at)') }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -172,6 +222,7 @@ unioned as (
         'email' as event_type,
         'email_' || event_type as event_name,
         occurred_at,
+        occurred_at as loaded_at,
         cast(null as {{ dbt.type_string() }}) as anonymous_id,
         cast(null as {{ dbt.type_string() }}) as user_id,
         email,
@@ -186,6 +237,7 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         campaign_name as detail
     from email_events
+    {{ cdp_customer_events_window(since, 'email', 'occurred_at') }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -196,6 +248,7 @@ unioned as (
         'consent' as event_type,
         'consent_' || purpose || case when is_granted then '_granted' else '_revoked' end as event_name,
         occurred_at,
+        occurred_at as loaded_at,
         anonymous_id,
         user_id,
         email,
@@ -210,6 +263,7 @@ unioned as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         consent_source as detail
     from consent_events
+    {{ cdp_customer_events_window(since, 'consent', 'occurred_at') }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -217,22 +271,110 @@ unioned as (
 
 ),
 
+{%- if is_incremental() %}
+
+    stored as (
+
+        select * from {{ this }}
+
+    ),
+    {%- if snapshot is not none %}
+
+        moved_identifiers as (
+
+            select moved.identifier_key
+            from ({{ cdp_moved_identifiers_sql(ref('identity_graph'), snapshot) }}) as moved
+
+        ),
+
+        added_identifiers as (
+
+            select
+                added.identifier_type,
+                added.identifier_value
+            from ({{ cdp_added_identifiers_sql(ref('identity_graph'), snapshot) }}) as added
+
+        ),
+
+        affected as (
+            {#- Only the kinds of change this build has (cdp_identity_changes): none, no read of stored. -#}
+            select stored.*
+            from stored
+            where
+                1 = 0
+                {%- if 'moved' in changes %}
+                    or stored.attributed_by_key in (
+                        select moved_identifiers.identifier_key from moved_identifiers
+                    )
+                {%- endif %}
+                {%- for identifier_type in ['user_id', 'email', 'phone', 'anonymous_id']
+                    if identifier_type in changes %}
+                    or stored.{{ identifier_type }} in (
+                        select added_identifiers.identifier_value from added_identifiers
+                        where added_identifiers.identifier_type = '{{ identifier_type }}'
+                    )
+                {%- endfor %}
+
+        ),
+    {%- else %}
+
+        affected as (
+            {#- No graph of the previous build (it was dropped): every stored event is attributed anew. -#}
+            select * from stored
+
+        ),
+    {%- endif %}
+
+    reattributed as (
+        {#- Stored events to attribute again, unless the new batch carries a fresher copy. -#}
+        select affected.{{ event_columns | join(', affected.') }}
+        from affected
+        left join new_events on affected.event_id = new_events.event_id
+        where new_events.event_id is null
+
+    ),
+
+    to_attribute as (
+
+        select * from new_events
+        union all
+        select * from reattributed
+
+    ),
+{%- else %}
+
+    to_attribute as (
+
+        select * from new_events
+
+    ),
+{%- endif %}
+
 attributed as (
 
     select
-        unioned.*,
+        to_attribute.*,
         coalesce(
             by_user.customer_id, by_email.customer_id, by_phone.customer_id, by_device.customer_id
-        ) as customer_id
-    from unioned
+        ) as customer_id,
+        case
+            when by_user.customer_id is not null then 'user_id'
+            when by_email.customer_id is not null then 'email'
+            when by_phone.customer_id is not null then 'phone'
+            when by_device.customer_id is not null then 'anonymous_id'
+        end as attributed_by_type,
+        coalesce(
+            by_user.identifier_key, by_email.identifier_key, by_phone.identifier_key, by_device.identifier_key
+        ) as attributed_by_key
+    from to_attribute
     left join graph as by_user
-        on by_user.identifier_type = 'user_id' and unioned.user_id = by_user.identifier_value
+        on by_user.identifier_type = 'user_id' and to_attribute.user_id = by_user.identifier_value
     left join graph as by_email
-        on by_email.identifier_type = 'email' and unioned.email = by_email.identifier_value
+        on by_email.identifier_type = 'email' and to_attribute.email = by_email.identifier_value
     left join graph as by_phone
-        on by_phone.identifier_type = 'phone' and unioned.phone = by_phone.identifier_value
+        on by_phone.identifier_type = 'phone' and to_attribute.phone = by_phone.identifier_value
     left join graph as by_device
-        on by_device.identifier_type = 'anonymous_id' and unioned.anonymous_id = by_device.identifier_value
+        on by_device.identifier_type = 'anonymous_id' and to_attribute.anonymous_id = by_device.identifier_value
 
 ),
 
@@ -244,6 +386,7 @@ final as (
         event_type,
         event_name,
         occurred_at,
+        loaded_at,
         anonymous_id,
         user_id,
         email,
@@ -256,7 +399,9 @@ final as (
         user_agent,
         order_id,
         revenue,
-        detail
+        detail,
+        attributed_by_type,
+        attributed_by_key
     from attributed
 
 )

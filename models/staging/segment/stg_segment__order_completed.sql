@@ -1,4 +1,9 @@
-{{ config(enabled=var('cdp_using_segment', true) and var('cdp_using_segment_order_completed', true)) }}
+{#- A table, not a view: identity stitching, profile attributes and customer_events read it more than
+    once per build, so duplicates are removed once per build instead of on every read. -#}
+{{ config(
+    materialized='table',
+    enabled=var('cdp_using_segment', true) and var('cdp_using_segment_order_completed', true),
+) }}
 
 {%- set columns = cdp_source_columns('segment', 'order_completed') %}
 

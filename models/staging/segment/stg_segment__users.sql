@@ -1,4 +1,6 @@
-{{ config(enabled=var('cdp_using_segment', true) and var('cdp_using_segment_users', true)) }}
+{#- A table, not a view: identity stitching, profile attributes and customer_events read it more than
+    once per build, so duplicates are removed once per build instead of on every read. -#}
+{{ config(materialized='table', enabled=var('cdp_using_segment', true) and var('cdp_using_segment_users', true)) }}
 
 {%- set columns = cdp_source_columns('segment', 'users') %}
 {%- set user_id = cdp_clean_identifier(cdp_column(columns, ['id', 'user_id'])) %}

@@ -1,0 +1,104 @@
+{#-
+    Macros behind the incremental customer_events: the lookback window, the per-source watermarks and
+    the identity snapshot that tells which stored events must be re-attributed.
+-#}
+
+{#- Var cdp_events_lookback_hours, checked: a whole number of hours, 0 or more. -#}
+{% macro cdp_events_lookback_hours() -%}
+    {%- set hours = var('cdp_events_lookback_hours', 72) -%}
+    {%- if hours is not number or hours < 0 or hours != (hours | int) -%}
+        {% do exceptions.raise_compiler_error(
+            "var cdp_events_lookback_hours (dbt_project.yml) must be a whole number of hours, 0 or more, "
+            ~ "e.g. 72; got: " ~ hours) %}
+    {%- endif -%}
+    {{ return(hours | int) }}
+{%- endmacro %}
+
+{#- Where customer_events keeps the identity graph its rows were attributed with (identifier_key,
+    customer_id), written after every build: the next build compares it with identity_graph. -#}
+{% macro cdp_customer_events_snapshot(relation) -%}
+    {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__graph'})) }}
+{%- endmacro %}
+
+{#- Columns an incremental build needs in the stored table; a table built before they existed is
+    rebuilt with --full-refresh (the message says so). -#}
+{% macro cdp_check_customer_events_columns(relation) -%}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- set missing = [] -%}
+    {%- for column in ['loaded_at', 'attributed_by_type', 'attributed_by_key'] -%}
+        {%- if column not in have -%}{%- do missing.append(column) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if missing -%}
+        {% do exceptions.raise_compiler_error(
+            relation ~ " has no column(s) " ~ missing | join(', ') ~ ": it was built before customer_events "
+            ~ "became incremental. Rebuild it once with `dbt build --select customer_events --full-refresh`.") %}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- {event_type: SQL lower bound on loaded_at} for an incremental build: the latest loaded_at of each
+    event type already stored, minus the lookback. A type with no stored rows has no bound (all of
+    its events load). Empty on a full build. -#}
+{% macro cdp_customer_events_since(relation) -%}
+    {%- set since = {} -%}
+    {%- if execute -%}
+        {%- set hours = cdp_events_lookback_hours() -%}
+        {%- set rows = run_query(
+            "select event_type, cast(max(loaded_at) as " ~ dbt.type_string() ~ ") as latest from " ~ relation
+            ~ " where loaded_at is not null group by event_type") -%}
+        {%- for row in rows -%}
+            {%- if row[1] is not none -%}
+                {%- do since.update({row[0]: dbt.dateadd(
+                    'hour', -hours, "cast('" ~ row[1] ~ "' as " ~ dbt.type_timestamp() ~ ")")}) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(since) }}
+{%- endmacro %}
+
+{#- The where clause that keeps one branch of customer_events to its new and late rows. -#}
+{% macro cdp_customer_events_window(since, event_type, loaded_at) -%}
+    {%- if event_type in since -%}
+        where {{ loaded_at }} is null or {{ loaded_at }} >= {{ since[event_type] }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- SQL of the identifiers that changed customer (a merge, a split) or left the graph (an erasure, a new
+    hub, a blocklist entry) since the snapshot. -#}
+{% macro cdp_moved_identifiers_sql(graph, snapshot) -%}
+    select previous_graph.identifier_key
+    from {{ snapshot }} as previous_graph
+    left join {{ graph }} as graph on previous_graph.identifier_key = graph.identifier_key
+    where graph.identifier_key is null or graph.customer_id != previous_graph.customer_id
+{%- endmacro %}
+
+{#- SQL of the identifiers new to the graph since the snapshot: stored events carrying one may now
+    belong to its customer. -#}
+{% macro cdp_added_identifiers_sql(graph, snapshot) -%}
+    select
+        graph.identifier_type,
+        graph.identifier_value
+    from {{ graph }} as graph
+    left join {{ snapshot }} as previous_graph on graph.identifier_key = previous_graph.identifier_key
+    where previous_graph.identifier_key is null
+{%- endmacro %}
+
+{#- Which kinds of change there are: 'moved' and/or the types of added identifiers (a list). The model
+    only looks for stored events touched by a kind that exists, so a build that changed no identity
+    does not read the stored events at all. -#}
+{% macro cdp_identity_changes(graph, snapshot) -%}
+    {%- set kinds = [] -%}
+    {%- if execute -%}
+        {%- set rows = run_query(
+            "select 'moved' as kind, count(*) as identifiers
+             from (" ~ cdp_moved_identifiers_sql(graph, snapshot) ~ ") as moved
+             union all
+             select identifier_type as kind, count(*) as identifiers
+             from (" ~ cdp_added_identifiers_sql(graph, snapshot) ~ ") as added
+             group by identifier_type") -%}
+        {%- for row in rows -%}
+            {%- if row[1] | int > 0 -%}{%- do kinds.append(row[0]) -%}{%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(kinds) }}
+{%- endmacro %}

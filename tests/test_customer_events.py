@@ -1,0 +1,358 @@
+"""The incremental customer_events on hand-made data, over several incremental builds on DuckDB:
+re-attribution after a merge, a split and a new identifier, the lookback window for late rows, and
+equality with a full refresh.
+
+Events are days apart and the lookback is 24 hours. The window of a build starts 24 hours before the
+latest event of each type stored by the builds before it, so every build here stores a newer event of
+each type than the ones a later build must re-attribute: those are right only if re-attribution (not
+the lookback reload) put them right.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from reverse_etl.dbt import run_dbt
+from tests.conftest import PROJECT, dbt_build
+from tests.rawdata import RawData, at
+
+DAY = 24 * 60  # minutes
+LOOKBACK_HOURS = 24
+# One set of vars for every build here, so dbt's partial parsing is reused between builds.
+VARS = f"{{cdp_events_lookback_hours: {LOOKBACK_HOURS}, cdp_identity_max_cluster_size: 5000}}"
+# Data tests are left out to keep the builds quick; the checks below include event_id uniqueness.
+BUILD = ["--select", "+customer_events", "--exclude", "test_type:unit", "test_type:data", "--vars", VARS]
+FULL_REFRESH = [
+    "--select",
+    "customer_events",
+    "--full-refresh",
+    "--exclude",
+    "test_type:data",
+    "--vars",
+    VARS,
+]
+
+Rows = dict[str, dict[str, Any]]
+
+
+def events(database: Path) -> Rows:
+    """customer_events as {event_id: row}; fails on a duplicate event_id."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        cur = con.execute("select * from marts.customer_events")
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        con.close()
+    by_id = {row["event_id"]: row for row in rows}
+    assert len(by_id) == len(rows), "customer_events holds an event_id twice"
+    return by_id
+
+
+def customer_of(database: Path, identifier_type: str, value: str) -> str:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        rows = con.execute(
+            "select customer_id from marts.identity_graph where identifier_type = ? and identifier_value = ?",
+            [identifier_type, value],
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(rows) == 1, f"{identifier_type} {value} is not in identity_graph"
+    return rows[0][0]
+
+
+def page(raw: RawData, day: float, anonymous_id: str, received_day: float | None = None) -> str:
+    """A page view on `day`, received (and loaded) on `received_day` (default: the same moment)."""
+    received = at((received_day if received_day is not None else day) * DAY)
+    return "page:" + raw.page(day * DAY, anonymous_id=anonymous_id, received_at=received)
+
+
+def order_row(
+    order_id: str, user_id: str, status: str, refunded: float, day: float, updated_day: float
+) -> dict:
+    return {
+        "order_id": order_id,
+        "customer_id": user_id,
+        "email": f"{user_id}@mail.org",
+        "status": status,
+        "currency": "EUR",
+        "subtotal": 100,
+        "tax": 0,
+        "shipping": 0,
+        "total": 100,
+        "refunded_amount": refunded,
+        "created_at": at(day * DAY),
+        "updated_at": at(updated_day * DAY),
+    }
+
+
+@dataclass
+class Timeline:
+    database: Path
+    after: list[Rows]  # customer_events after each incremental build of the story
+    ids: dict[str, str]  # event ids of the story, by role
+    customers: dict[str, str]  # customer ids seen along the way, by role
+    full_refresh: Rows  # a full refresh on a copy of the warehouse after the story
+    rerun: Rows  # the same warehouse after one more incremental build with no new data
+    snapshot_rows: tuple[int, int]  # rows of customer_events__graph and identity_graph after the rerun
+    late: Rows  # after late rows arrived, one within the lookback and one outside it
+    late_full_refresh: Rows  # a full refresh on a copy after that
+
+
+@pytest.fixture(scope="module")
+def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Timeline:
+    """Three incremental builds of a small story, then a rerun, late rows and full refreshes."""
+    root = tmp_path_factory.mktemp("customer_events")
+    db = root / "cdp.duckdb"
+    raw = RawData(db)
+    ids: dict[str, str] = {}
+    customers: dict[str, str] = {}
+    after: list[Rows] = []
+
+    # Build 1 (day 0-1): Ann has an account; an unlinked device of hers browses; Bob's email consent
+    # is the only place his email appears, so no customer owns it yet.
+    ids["ann_identify"] = "identify:" + raw.identify(0, user_id="u-ann", email="ann@mail.org")
+    ids["ann_page_1"] = page(raw, 1, "dev-ann")
+    ids["ann_page_2"] = page(raw, 1.1, "dev-ann")
+    ids["other_page_1"] = page(raw, 1.2, "dev-other")
+    ids["other_page_3"] = page(raw, 3, "dev-other")  # the page window of build 2 starts on day 2
+    raw.insert("shop.orders", [order_row("o-1", "u-ann", "completed", 0, 1, 1)])
+    raw.insert(
+        "esp.email_events",
+        [
+            {
+                "event_id": "em-1",
+                "email": "ann@mail.org",
+                "event_type": "delivered",
+                "occurred_at": at(1 * DAY),
+            }
+        ],
+    )
+    raw.insert(
+        "consent.consent_events",
+        [
+            {
+                "consent_event_id": "cs-bob",
+                "identifier_type": "email",
+                "identifier": "Bob@Mail.org",
+                "purpose": "email_marketing",
+                "status": "granted",
+                "occurred_at": at(1 * DAY),
+                "source": "preference_center",
+            },
+            {  # the consent window of build 2 starts on day 2
+                "consent_event_id": "cs-other-3",
+                "identifier_type": "anonymous_id",
+                "identifier": "dev-other",
+                "purpose": "analytics",
+                "status": "granted",
+                "occurred_at": at(3 * DAY),
+                "source": "cookie_banner",
+            },
+        ],
+    )
+    raw.flush()
+    dbt_build(db, dbt_target, *BUILD)
+    after.append(events(db))
+    customers["ann"] = customer_of(db, "user_id", "u-ann")
+    customers["dev_ann"] = customer_of(db, "anonymous_id", "dev-ann")
+
+    # Build 2 (day 4): Ann logs in on the device (a merge); Bob signs up with his email (an identifier
+    # new to the graph); Ann's order is refunded (a new version of an old event, loaded again by its
+    # updated_at). The day-1 pages and consent are outside the window: only re-attribution moves them.
+    ids["ann_link"] = "identify:" + raw.identify(4 * DAY, anonymous_id="dev-ann", user_id="u-ann")
+    ids["bob_identify"] = "identify:" + raw.identify(4 * DAY, user_id="u-bob", email="bob@mail.org")
+    ids["other_page_4"] = page(raw, 4, "dev-other")
+    raw.insert(
+        "esp.email_events",
+        [
+            {
+                "event_id": "em-2",
+                "email": "zoe@mail.org",
+                "event_type": "delivered",
+                "occurred_at": at(4 * DAY),
+            }
+        ],
+    )
+    raw.insert(
+        "consent.consent_events",
+        [
+            {
+                "consent_event_id": "cs-other",
+                "identifier_type": "anonymous_id",
+                "identifier": "dev-other",
+                "purpose": "analytics",
+                "status": "granted",
+                "occurred_at": at(4 * DAY),
+                "source": "cookie_banner",
+            }
+        ],
+    )
+    raw.execute(
+        "update shop.orders set status = 'refunded', refunded_amount = 100, updated_at = ? where order_id = 'o-1'",
+        [at(4 * DAY)],
+    )
+    dbt_build(db, dbt_target, *BUILD)
+    after.append(events(db))
+    customers["bob"] = customer_of(db, "user_id", "u-bob")
+
+    # Build 3 (day 8): more browsing on the linked device and an email; nothing changes identity.
+    # (Newer rows of build 2 moved the windows past day 3, so build 3 reloads none of build 1's rows.)
+    ids["ann_page_8"] = page(raw, 8, "dev-ann")
+    raw.insert(
+        "esp.email_events",
+        [{"event_id": "em-3", "email": "ann@mail.org", "event_type": "open", "occurred_at": at(8 * DAY)}],
+    )
+    raw.flush()
+    dbt_build(db, dbt_target, *BUILD)
+    after.append(events(db))
+
+    # A full refresh on a copy, then one more incremental build with no new data on the original.
+    copy = root / "full_refresh.duckdb"
+    shutil.copy(db, copy)
+    dbt_build(copy, dbt_target, *FULL_REFRESH)
+    full_refresh = events(copy)
+    dbt_build(db, dbt_target, *BUILD)
+    rerun = events(db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        snapshot_rows = (
+            con.execute("select count(*) from marts.customer_events__graph").fetchone()[0],
+            con.execute("select count(*) from marts.identity_graph").fetchone()[0],
+        )
+    finally:
+        con.close()
+
+    # Late rows: the latest stored page landed on day 8, so the window starts on day 7. One page lands
+    # on day 7.5 (inside), one on day 6 (outside: only a full refresh picks it up).
+    ids["late_inside"] = page(raw, 7, "dev-ann", received_day=7.5)
+    ids["late_outside"] = page(raw, 5, "dev-ann", received_day=6)
+    raw.flush()
+    dbt_build(db, dbt_target, *BUILD)
+    late = events(db)
+    late_copy = root / "late_full_refresh.duckdb"
+    shutil.copy(db, late_copy)
+    dbt_build(late_copy, dbt_target, *FULL_REFRESH)
+    return Timeline(db, after, ids, customers, full_refresh, rerun, snapshot_rows, late, events(late_copy))
+
+
+def test_first_build_attributes_each_event_by_its_strongest_identifier(timeline: Timeline) -> None:
+    first, ids, customers = timeline.after[0], timeline.ids, timeline.customers
+    assert customers["ann"] != customers["dev_ann"]
+    assert first[ids["ann_identify"]]["customer_id"] == customers["ann"]
+    assert first[ids["ann_identify"]]["attributed_by_type"] == "user_id"
+    for key in ("ann_page_1", "ann_page_2"):
+        assert first[ids[key]]["customer_id"] == customers["dev_ann"]
+        assert first[ids[key]]["attributed_by_type"] == "anonymous_id"
+    assert first["order:o-1"]["attributed_by_type"] == "user_id"
+    assert first["email:em-1"]["customer_id"] == customers["ann"]
+    assert first["email:em-1"]["attributed_by_type"] == "email"
+    # Bob's email is only on his consent: no customer yet.
+    assert first["consent:cs-bob"]["customer_id"] is None
+    assert first["consent:cs-bob"]["attributed_by_type"] is None
+
+
+def test_a_later_identify_moves_old_anonymous_page_views_to_the_customer(timeline: Timeline) -> None:
+    second, ids, customers = timeline.after[1], timeline.ids, timeline.customers
+    for key in ("ann_page_1", "ann_page_2"):
+        row = second[ids[key]]
+        assert row["customer_id"] == customers["ann"], row
+        assert row["attributed_by_type"] == "anonymous_id"
+        # Outside the lookback: the row was re-attributed, not reloaded (its loaded_at is day 1).
+        assert row["loaded_at"] == at(DAY * (1 if key == "ann_page_1" else 1.1))
+    assert second[ids["ann_link"]]["customer_id"] == customers["ann"]
+    assert second[ids["other_page_1"]] == timeline.after[0][ids["other_page_1"]]
+
+
+def test_an_identifier_new_to_the_graph_claims_its_stored_events(timeline: Timeline) -> None:
+    second = timeline.after[1]
+    assert second["consent:cs-bob"]["customer_id"] == timeline.customers["bob"]
+    assert second["consent:cs-bob"]["attributed_by_type"] == "email"
+
+
+def test_a_new_version_of_an_old_order_replaces_it(timeline: Timeline) -> None:
+    first, second = timeline.after[0]["order:o-1"], timeline.after[1]["order:o-1"]
+    assert (first["event_name"], first["revenue"]) == ("order_completed", 100)
+    assert (second["event_name"], second["revenue"]) == ("order_refunded", 0)
+    assert second["loaded_at"] == at(4 * DAY)
+
+
+def test_incremental_builds_equal_a_full_refresh(timeline: Timeline) -> None:
+    incremental, full = timeline.after[2], timeline.full_refresh
+    assert set(incremental) == set(full)
+    different = {key: (incremental[key], full[key]) for key in full if incremental[key] != full[key]}
+    assert not different, different
+    assert len(full) == 16
+
+
+def test_a_rerun_without_new_data_changes_nothing(timeline: Timeline) -> None:
+    assert timeline.rerun == timeline.after[2]
+    snapshot, graph = timeline.snapshot_rows
+    assert snapshot == graph > 0
+
+
+def test_late_rows_inside_the_lookback_load_and_older_ones_wait_for_a_full_refresh(
+    timeline: Timeline,
+) -> None:
+    late, full, ids = timeline.late, timeline.late_full_refresh, timeline.ids
+    assert ids["late_inside"] in late
+    assert late[ids["late_inside"]]["customer_id"] == timeline.customers["ann"]
+    assert ids["late_outside"] not in late
+    assert ids["late_outside"] in full
+    assert set(full) - set(late) == {ids["late_outside"]}
+
+
+def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:
+    """Merge, then split by a never_merge override: the device's page views return to its own id."""
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECT, project, ignore=shutil.ignore_patterns("target", "warehouse", ".venv", "*.duckdb", "logs")
+    )
+    overrides = project / "seeds" / "identity" / "identity_overrides.csv"
+    header = "rule,identifier_type_a,identifier_value_a,identifier_type_b,identifier_value_b,note\n"
+    overrides.write_text(header)
+    target = tmp_path / "target"
+    db = tmp_path / "cdp.duckdb"
+    raw = RawData(db)
+    raw.identify(0, user_id="u-sam", email="sam@mail.org")
+    pages = [page(raw, 1, "shared-laptop"), page(raw, 1.5, "shared-laptop")]
+    page(raw, 3, "someone-else")  # the page window of the next build starts on day 2
+    raw.flush()
+    dbt_build(db, target, *BUILD, project=project)
+    sam, laptop = customer_of(db, "user_id", "u-sam"), customer_of(db, "anonymous_id", "shared-laptop")
+    assert sam != laptop
+
+    raw.identify(4 * DAY, anonymous_id="shared-laptop", user_id="u-sam")  # the merge
+    page(raw, 4, "someone-else")
+    raw.flush()
+    dbt_build(db, target, *BUILD, project=project)
+    merged = events(db)
+    assert customer_of(db, "anonymous_id", "shared-laptop") == sam
+    assert {merged[p]["customer_id"] for p in pages} == {sam}  # outside the window: re-attributed
+
+    overrides.write_text(header + "never_merge,anonymous_id,shared-laptop,user_id,u-sam,a shared laptop\n")
+    page(raw, 8, "someone-else")
+    raw.flush()
+    dbt_build(db, target, *BUILD, project=project)
+    split = events(db)
+    assert customer_of(db, "anonymous_id", "shared-laptop") == laptop
+    assert {split[p]["customer_id"] for p in pages} == {laptop}
+    assert all(split[p]["loaded_at"] < at(7 * DAY) for p in pages)  # re-attributed, not reloaded
+
+
+def test_a_bad_lookback_stops_the_build_with_the_var_name(tmp_path: Path) -> None:
+    result = run_dbt(
+        ["parse", "--target-path", str(tmp_path / "target"), "--vars", "{cdp_events_lookback_hours: -3}"],
+        database=tmp_path / "cdp.duckdb",
+    )
+    assert not result.success
+    message = "\n".join(result.failures) + str(result.exception or "")
+    assert "var cdp_events_lookback_hours (dbt_project.yml) must be a whole number of hours" in message
+    assert "got: -3" in message
