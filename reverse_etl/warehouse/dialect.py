@@ -192,6 +192,11 @@ def translate(sql: str, dialect: str) -> tuple[Statement, ...]:
     return tuple(out)
 
 
+def relation(table: str, dialect: str) -> str:
+    """A DuckDB-dialect table name (``schema.table``, quoted or not) as ``dialect`` writes it."""
+    return exp.to_table(table, dialect="duckdb").sql(dialect)
+
+
 def inline_parameters(sql: str, params: list) -> str:
     """DuckDB-dialect ``sql`` with its ``?`` parameters replaced by literals, in textual order (for
     statements an engine rewrites, where a parameter may end up in several places)."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from reverse_etl.warehouse.base import Warehouse, WarehouseError, WarehouseTarget
-from reverse_etl.warehouse.dialect import translate
+from reverse_etl.warehouse.dialect import relation, translate
 
 
 class PostgresWarehouse(Warehouse):
@@ -55,16 +55,21 @@ class PostgresWarehouse(Warehouse):
     def location(self) -> str:
         return self.target.description
 
+    @staticmethod
+    def _bound(text: str, params: Sequence[Any] | None, what: str) -> tuple[str, list[Any] | None]:
+        """A translated statement and its arguments as psycopg2 takes them: without arguments it does
+        not interpret ``%``, so the doubled ``%%`` of the translation goes back to ``%``."""
+        args = list(params) if params and text.count("%s") else None
+        if args is None:
+            return text.replace("%%", "%"), None
+        if text.count("%s") != len(args):
+            raise WarehouseError(f"{what} has {text.count('%s')} parameters, {len(args)} given")
+        return text, args
+
     def _run(self, cur: Any, sql: str, params: Sequence[Any] | None) -> None:
-        statements = translate(sql, "postgres")
-        for i, statement in enumerate(statements):
-            # Parameters belong to the statement that has placeholders (callers pass one per call).
-            args = list(params) if params and statement.sql.count("%s") else None
-            if args is not None and statement.sql.count("%s") != len(args):
-                raise WarehouseError(
-                    f"statement {i + 1} has {statement.sql.count('%s')} parameters, {len(args)} given:\n{sql}"
-                )
-            cur.execute(statement.sql if args is not None else statement.sql.replace("%%", "%"), args)
+        # Parameters belong to the statement that has placeholders (callers pass one per call).
+        for i, statement in enumerate(translate(sql, "postgres")):
+            cur.execute(*self._bound(statement.sql, params, f"statement {i + 1} of:\n{sql}\n"))
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self._lock, self.con.cursor() as cur:
@@ -87,9 +92,7 @@ class PostgresWarehouse(Warehouse):
             con.autocommit = False
             with con.cursor(name="cdp_stream") as cur:
                 cur.itersize = batch_size
-                cur.execute(
-                    statement.sql if params else statement.sql.replace("%%", "%"), list(params or []) or None
-                )
+                cur.execute(*self._bound(statement.sql, params, f"the query\n{sql}\n"))
                 names: list[str] | None = None
                 while True:
                     rows = cur.fetchmany(batch_size)
@@ -111,11 +114,11 @@ class PostgresWarehouse(Warehouse):
         if not columns or not len(data[columns[0]]):
             return
         rows = list(zip(*(data[c] for c in columns), strict=True))
-        (target,) = translate(f"select * from {table}", "postgres")
-        relation = target.sql.split(" FROM ", 1)[1]
         names = ", ".join(f'"{c}"' for c in columns)
         with self._lock, self.con.cursor() as cur:
-            execute_values(cur, f"insert into {relation} ({names}) values %s", rows, page_size=5_000)
+            execute_values(
+                cur, f"insert into {relation(table, 'postgres')} ({names}) values %s", rows, page_size=5_000
+            )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Warehouse]:

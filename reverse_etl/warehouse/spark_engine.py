@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reverse_etl.warehouse.base import Warehouse, WarehouseError, WarehouseTarget
-from reverse_etl.warehouse.dialect import SEQUENCE_PROPERTY, Statement, inline_parameters, translate
+from reverse_etl.warehouse.dialect import SEQUENCE_PROPERTY, Statement, inline_parameters, relation, translate
 
 # Numbers for sequence columns: increasing in this process, and above any earlier process's numbers.
 _sequence = itertools.count(time.time_ns() // 1_000)
@@ -163,7 +163,10 @@ class SparkWarehouse(Warehouse):
             return
         n = len(data[columns[0]])
         key = table.replace('"', "").replace("`", "").lower()
-        sequence_columns = self._sequence_columns.get(key) or self._known_sequence_columns(key)
+        # Looked up once per table (an empty tuple is a cached answer too).
+        if key not in self._sequence_columns:
+            self._sequence_columns[key] = self._known_sequence_columns(key)
+        sequence_columns = self._sequence_columns[key]
         data = dict(data)
         for column in sequence_columns:
             if column not in data:
@@ -173,12 +176,10 @@ class SparkWarehouse(Warehouse):
         arrow = pa.table({c: pa.array(list(v), type=hints.get(c)) for c, v in data.items()})
         view = f"__cdp_append_{id(arrow)}"
         names = ", ".join(f"`{c}`" for c in data)
-        (target,) = translate(f"select * from {table}", "spark")
-        relation = target.sql.split(" FROM ", 1)[1]
         with self._lock:
             self.spark.createDataFrame(arrow).createOrReplaceTempView(view)
             try:
-                self.spark.sql(f"insert into {relation} ({names}) select {names} from {view}")
+                self.spark.sql(f"insert into {relation(table, 'spark')} ({names}) select {names} from {view}")
             finally:
                 self.spark.catalog.dropTempView(view)
 
@@ -187,9 +188,7 @@ class SparkWarehouse(Warehouse):
         with self._lock:
             rows = self.spark.sql(f"show tblproperties {table} ('{SEQUENCE_PROPERTY}')").collect()
         value = str(rows[0]["value"]) if rows else ""
-        found = tuple(c for c in value.split(",") if c and " " not in c)
-        self._sequence_columns[table] = found
-        return found
+        return tuple(c for c in value.split(",") if c and " " not in c)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Warehouse]:
