@@ -4,15 +4,18 @@
     python benchmarks/suite.py --customers 1000000      # one size
     python benchmarks/suite.py --quick                  # 20k customers: a smoke run in minutes
     python benchmarks/suite.py --json results.json      # also write the figures
+    python benchmarks/suite.py --workdir w --reuse-data # rebuild and measure from the data generated in w
 
 For each size, in a fresh warehouse file:
 
-1. ``cdp generate`` (time, peak memory);
+1. ``cdp generate`` (time, peak memory) into a raw file the later steps copy, so that ``--reuse-data``
+   can measure a change without generating again;
 2. ``dbt build`` of the whole project, time per layer (staging, identity, profiles, segments, tests)
-   from dbt's run_results.json;
+   from dbt's run_results.json, on the data less its newest day of events (held back for step 4);
 3. identity: connected components of this dataset's identity edges by the stitcher's macro, against
    SciPy's ``connected_components`` on the same edges (rounds, ratio);
-4. profiles: the profile and segment models against one GROUP BY scan of ``customer_events``
+4. profiles: the profile and segment models against one GROUP BY scan of ``customer_events``, then
+   the held-back day lands and the incremental run is timed against the full build
    (benchmarks/bench_profiles.py on this warehouse);
 5. syncs: the diff of an N-row table against its state vs a plain full outer join, delivery to the
    webhook emulator, the share of a rate-limited receiver's limit, peak memory
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +43,9 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "benchmarks"))
+
+# The newest hours of events held back before the build: the incremental batch of the profile step.
+BATCH_HOURS = 24
 
 # Layers of the project, by the folder a node lives in (first match wins).
 LAYERS = (
@@ -132,22 +139,47 @@ def step_build(database: Path, target: Path) -> dict[str, Any]:
     return {"layers": build_times(target), **counts}
 
 
-def run_size(customers: int, workdir: Path, *, sync_rows: int | None, quick: bool = False) -> dict[str, Any]:
+def run_size(
+    customers: int, workdir: Path, *, sync_rows: int | None, quick: bool = False, reuse_data: bool = False
+) -> dict[str, Any]:
     import bench_identity
     import bench_profiles
     import bench_sync
 
+    raw = workdir / f"raw_{customers}.duckdb"
+    raw_figures = workdir / f"raw_{customers}.json"
     database = workdir / f"cdp_{customers}.duckdb"
     target = workdir / f"target_{customers}"
     out: dict[str, Any] = {"customers": customers}
-    print(f"== {customers:,} customers: generate", flush=True)
-    out["generate"] = in_child(lambda: step_generate(database, customers))
+    if reuse_data and raw.exists() and raw_figures.exists():
+        print(f"== {customers:,} customers: reusing the dataset generated in {raw}", flush=True)
+        out["generate"] = json.loads(raw_figures.read_text())
+    else:
+        print(f"== {customers:,} customers: generate", flush=True)
+        raw.unlink(missing_ok=True)
+        out["generate"] = in_child(lambda: step_generate(raw, customers))
+        raw_figures.write_text(json.dumps(out["generate"]))
+    # The build and the profile benchmark change the warehouse: they work on a copy of the raw data,
+    # from which the newest day of events is held back first. The build is then the profile
+    # benchmark's full build too, and the held-back day its incremental batch, so staging and identity
+    # are built twice per size instead of three times.
+    database.unlink(missing_ok=True)
+    shutil.copyfile(raw, database)
+    out["batch_raw_rows"] = bench_profiles.hold_back(database, BATCH_HOURS)
     print(f"== {customers:,} customers: dbt build", flush=True)
     out["build"] = in_child(lambda: step_build(database, target))
     print(f"== {customers:,} customers: identity vs SciPy on the same edges", flush=True)
     out["identity"] = in_child(lambda: bench_identity.measure(database=str(database)))
     print(f"== {customers:,} customers: profiles vs one scan", flush=True)
-    out["profiles"] = in_child(lambda: bench_profiles.measure(database=str(database), skip_generate=True))
+    out["profiles"] = in_child(
+        lambda: bench_profiles.measure(
+            database=str(database),
+            skip_generate=True,
+            skip_upstream=True,
+            batch_hours=BATCH_HOURS,
+            batch_held_back=True,
+        )
+    )
     rows = sync_rows or customers
     print(f"== {rows:,} rows: sync diff, delivery, pacing, memory", flush=True)
     out["sync"] = in_child(lambda: bench_sync.measure(rows=rows, quick=quick))
@@ -196,14 +228,21 @@ def table(results: list[dict[str, Any]]) -> str:
     row(
         "profiles: customer_events / one scan", lambda r: r["profiles"]["models"]["customer_events"]["x_scan"]
     )
-    row(
-        "profiles: customer_traits / one scan", lambda r: r["profiles"]["models"]["customer_traits"]["x_scan"]
-    )
+    for model in ("customer_sessions", "customer_traits"):
+        row(
+            f"profiles: {model} / one scan",
+            lambda r, model=model: r["profiles"]["models"][model]["x_scan"],
+        )
     row("profiles + segments, all models / one scan", lambda r: r["profiles"]["all_models_x_scan"])
+    for model in ("customer_events", "customer_sessions"):
+        row(
+            f"{model} incremental (a day of new events) / its full build",
+            lambda r, model=model: r["profiles"]["incremental"][f"{model}_vs_full"],
+            3,
+        )
     row(
-        "customer_events incremental (a day of new events) / full",
-        lambda r: r["profiles"]["incremental"]["customer_events_vs_full"],
-        3,
+        "profiles + segments incremental (a day), all models / one scan",
+        lambda r: r["profiles"]["incremental"]["all_models_x_scan"],
     )
     row("sync diff / full outer join", lambda r: r["sync"]["diff_ratio"], 2)
     row("webhook delivery, records/s", lambda r: r["sync"]["webhook_records_per_s"], 0)
@@ -240,6 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sync-rows", type=int, help="rows of the sync benchmark (default: the size)")
     parser.add_argument("--workdir", type=Path, help="keep the warehouses here (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="with --workdir: build from the dataset a previous run generated there, if any"
+        " (its generate figures are the recorded ones)",
+    )
     args = parser.parse_args(argv)
     sizes = [20_000] if args.quick else [int(float(s)) for s in args.customers.split(",") if s.strip()]
     sync_rows = args.sync_rows
@@ -249,7 +294,9 @@ def main(argv: list[str] | None = None) -> None:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for size in sizes:
-            results.append(run_size(size, workdir, sync_rows=sync_rows, quick=args.quick))
+            results.append(
+                run_size(size, workdir, sync_rows=sync_rows, quick=args.quick, reuse_data=args.reuse_data)
+            )
             if args.json:
                 args.json.write_text(
                     json.dumps({"machine": machine(), "results": results}, indent=2, default=str)

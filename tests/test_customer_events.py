@@ -1,6 +1,6 @@
-"""The incremental customer_events on hand-made data, over several incremental builds on DuckDB:
-re-attribution after a merge, a split and a new identifier, the lookback window for late rows, and
-equality with a full refresh.
+"""The incremental customer_events and customer_sessions on hand-made data, over several incremental
+builds on DuckDB: re-attribution after a merge, a split and a new identifier, the lookback window for
+late rows, sessions that follow the events they are made of, and equality with a full refresh.
 
 Events are days apart and the lookback is 24 hours. The window of a build starts 24 hours before the
 latest event of each type stored by the builds before it, so every build here stores a newer event of
@@ -27,10 +27,11 @@ LOOKBACK_HOURS = 24
 # One set of vars for every build here, so dbt's partial parsing is reused between builds.
 VARS = f"{{cdp_events_lookback_hours: {LOOKBACK_HOURS}, cdp_identity_max_cluster_size: 5000}}"
 # Data tests are left out to keep the builds quick; the checks below include event_id uniqueness.
-BUILD = ["--select", "+customer_events", "--exclude", "test_type:unit", "test_type:data", "--vars", VARS]
+BUILD = ["--select", "+customer_sessions", "--exclude", "test_type:unit", "test_type:data", "--vars", VARS]
 FULL_REFRESH = [
     "--select",
     "customer_events",
+    "customer_sessions",
     "--full-refresh",
     "--exclude",
     "test_type:data",
@@ -41,18 +42,36 @@ FULL_REFRESH = [
 Rows = dict[str, dict[str, Any]]
 
 
-def events(database: Path) -> Rows:
-    """customer_events as {event_id: row}; fails on a duplicate event_id."""
+def table_rows(database: Path, table: str, key: str) -> Rows:
+    """A marts table as {key: row}; fails on a duplicate key."""
     con = duckdb.connect(str(database), read_only=True)
     try:
-        cur = con.execute("select * from marts.customer_events")
+        cur = con.execute(f"select * from marts.{table}")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     finally:
         con.close()
-    by_id = {row["event_id"]: row for row in rows}
-    assert len(by_id) == len(rows), "customer_events holds an event_id twice"
-    return by_id
+    by_key = {row[key]: row for row in rows}
+    assert len(by_key) == len(rows), f"{table} holds a {key} twice"
+    return by_key
+
+
+def events(database: Path) -> Rows:
+    """customer_events as {event_id: row}."""
+    return table_rows(database, "customer_events", "event_id")
+
+
+def sessions(database: Path) -> Rows:
+    """customer_sessions as {session_id: row}."""
+    return table_rows(database, "customer_sessions", "session_id")
+
+
+def visitor_sessions(rows: Rows) -> dict[str, list[tuple]]:
+    """{visitor_id: [(started_at, events, page_views), ...]} in time order."""
+    out: dict[str, list[tuple]] = {}
+    for row in sorted(rows.values(), key=lambda r: r["started_at"]):
+        out.setdefault(row["visitor_id"], []).append((row["started_at"], row["events"], row["page_views"]))
+    return out
 
 
 def customer_of(database: Path, identifier_type: str, value: str) -> str:
@@ -97,6 +116,7 @@ def order_row(
 class Timeline:
     database: Path
     after: list[Rows]  # customer_events after each incremental build of the story
+    sessions_after: list[Rows]  # customer_sessions after each of them
     ids: dict[str, str]  # event ids of the story, by role
     customers: dict[str, str]  # customer ids seen along the way, by role
     full_refresh: Rows  # a full refresh on a copy of the warehouse after the story
@@ -104,6 +124,7 @@ class Timeline:
     snapshot_rows: tuple[int, int]  # rows of customer_events__graph and identity_graph after the rerun
     late: Rows  # after late rows arrived, one within the lookback and one outside it
     late_full_refresh: Rows  # a full refresh on a copy after that
+    sessions_checkpoints: dict[str, tuple[Rows, Rows]]  # (incremental, full refresh) customer_sessions
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +136,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     ids: dict[str, str] = {}
     customers: dict[str, str] = {}
     after: list[Rows] = []
+    sessions_after: list[Rows] = []
 
     # Build 1 (day 0-1): Ann has an account; an unlinked device of hers browses; Bob's email consent
     # is the only place his email appears, so no customer owns it yet.
@@ -161,6 +183,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     raw.flush()
     dbt_build(db, dbt_target, *BUILD)
     after.append(events(db))
+    sessions_after.append(sessions(db))
     customers["ann"] = customer_of(db, "user_id", "u-ann")
     customers["dev_ann"] = customer_of(db, "anonymous_id", "dev-ann")
 
@@ -201,6 +224,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     )
     dbt_build(db, dbt_target, *BUILD)
     after.append(events(db))
+    sessions_after.append(sessions(db))
     customers["bob"] = customer_of(db, "user_id", "u-bob")
 
     # Build 3 (day 8): more browsing on the linked device and an email; nothing changes identity.
@@ -213,14 +237,17 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     raw.flush()
     dbt_build(db, dbt_target, *BUILD)
     after.append(events(db))
+    sessions_after.append(sessions(db))
 
     # A full refresh on a copy, then one more incremental build with no new data on the original.
     copy = root / "full_refresh.duckdb"
     shutil.copy(db, copy)
     dbt_build(copy, dbt_target, *FULL_REFRESH)
     full_refresh = events(copy)
+    checkpoints = {"story": (sessions_after[-1], sessions(copy))}
     dbt_build(db, dbt_target, *BUILD)
     rerun = events(db)
+    checkpoints["rerun"] = (sessions(db), sessions(copy))
     con = duckdb.connect(str(db), read_only=True)
     try:
         snapshot_rows = (
@@ -240,7 +267,26 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     late_copy = root / "late_full_refresh.duckdb"
     shutil.copy(db, late_copy)
     dbt_build(late_copy, dbt_target, *FULL_REFRESH)
-    return Timeline(db, after, ids, customers, full_refresh, rerun, snapshot_rows, late, events(late_copy))
+    # customer_sessions rebuilt in full from the same (incremental) customer_events.
+    sessions_copy = root / "sessions_full_refresh.duckdb"
+    shutil.copy(db, sessions_copy)
+    dbt_build(
+        sessions_copy, dbt_target, "--select", "customer_sessions", "--full-refresh", *FULL_REFRESH[-4:]
+    )
+    checkpoints["late"] = (sessions(db), sessions(sessions_copy))
+    return Timeline(
+        db,
+        after,
+        sessions_after,
+        ids,
+        customers,
+        full_refresh,
+        rerun,
+        snapshot_rows,
+        late,
+        events(late_copy),
+        checkpoints,
+    )
 
 
 def test_first_build_attributes_each_event_by_its_strongest_identifier(timeline: Timeline) -> None:
@@ -309,6 +355,29 @@ def test_late_rows_inside_the_lookback_load_and_older_ones_wait_for_a_full_refre
     assert set(full) - set(late) == {ids["late_outside"]}
 
 
+def test_sessions_follow_their_events_through_a_merge(timeline: Timeline) -> None:
+    first, second, third = (visitor_sessions(rows) for rows in timeline.sessions_after)
+    customers = timeline.customers
+    # Build 1: the device is its own customer; its two page views are 2.4 hours apart (two sessions).
+    assert [s[1:] for s in first[customers["dev_ann"]]] == [(1, 1), (1, 1)]
+    assert customers["ann"] not in first  # Ann has no page or track event yet
+    # Build 2: the merge moves them to Ann, and the device's customer id leaves the table.
+    assert customers["dev_ann"] not in second
+    assert [s[1:] for s in second[customers["ann"]]] == [(1, 1), (1, 1)]
+    # Build 3: a new page view adds a session; the old ones stay as they were.
+    assert [s[1:] for s in third[customers["ann"]]] == [(1, 1), (1, 1), (1, 1)]
+    other = timeline.after[2][timeline.ids["other_page_1"]]["customer_id"]  # the device's own customer
+    assert len(third[other]) == 3 and third[other][:2] == second[other][:2]
+
+
+def test_incremental_sessions_equal_a_full_refresh(timeline: Timeline) -> None:
+    for checkpoint, (incremental, full) in timeline.sessions_checkpoints.items():
+        assert incremental == full, checkpoint
+    late, _ = timeline.sessions_checkpoints["late"]
+    ann = visitor_sessions(late)[timeline.customers["ann"]]
+    assert len(ann) == 4  # the late page view inside the lookback made a session of its own
+
+
 def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:
     """Merge, then split by a never_merge override: the device's page views return to its own id."""
     project = tmp_path / "project"
@@ -336,6 +405,9 @@ def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:
     merged = events(db)
     assert customer_of(db, "anonymous_id", "shared-laptop") == sam
     assert {merged[p]["customer_id"] for p in pages} == {sam}  # outside the window: re-attributed
+    merged_sessions = visitor_sessions(sessions(db))
+    assert [s[1:] for s in merged_sessions[sam]] == [(1, 1), (1, 1)]  # 12 hours apart: two sessions
+    assert laptop not in merged_sessions
 
     overrides.write_text(header + "never_merge,anonymous_id,shared-laptop,user_id,u-sam,a shared laptop\n")
     page(raw, 8, "someone-else")
@@ -345,6 +417,9 @@ def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:
     assert customer_of(db, "anonymous_id", "shared-laptop") == laptop
     assert {split[p]["customer_id"] for p in pages} == {laptop}
     assert all(split[p]["loaded_at"] < at(7 * DAY) for p in pages)  # re-attributed, not reloaded
+    split_sessions = visitor_sessions(sessions(db))
+    assert [s[1:] for s in split_sessions[laptop]] == [(1, 1), (1, 1)]
+    assert sam not in split_sessions
 
 
 def test_a_bad_lookback_stops_the_build_with_the_var_name(tmp_path: Path) -> None:

@@ -34,13 +34,14 @@
     xxhash64({{ column }}, {{ seed }})
 {%- endmacro %}
 
-{#- The value of `value` on the row where `key` is smallest, as an aggregate. -#}
+{#- The value of `value` on the row where `key` is smallest, as an aggregate; rows where `value` is
+    null are skipped (DuckDB's arg_min does so, and the other engines are told to). -#}
 {% macro cdp_arg_min(value, key) -%}
     {{ return(adapter.dispatch('cdp_arg_min', 'cdp')(value, key)) }}
 {%- endmacro %}
 
 {% macro default__cdp_arg_min(value, key) -%}
-    (array_agg({{ value }} order by {{ key }}, {{ value }}))[1]
+    (array_agg({{ value }} order by {{ key }}, {{ value }}) filter (where {{ value }} is not null))[1]
 {%- endmacro %}
 
 {% macro duckdb__cdp_arg_min(value, key) -%}
@@ -48,7 +49,7 @@
 {%- endmacro %}
 
 {% macro spark__cdp_arg_min(value, key) -%}
-    min_by({{ value }}, {{ key }})
+    min_by({{ value }}, case when {{ value }} is not null then {{ key }} end)
 {%- endmacro %}
 
 {#- arg_min for the contraction: the bigint `value` on the row where the `key` from cdp_seeded_hash is

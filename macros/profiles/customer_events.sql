@@ -1,6 +1,7 @@
 {#-
-    Macros behind the incremental customer_events: the lookback window, the per-source watermarks and
-    the identity snapshot that tells which stored events must be re-attributed.
+    Macros behind the incremental customer_events (the lookback window, the per-source watermarks and
+    the identity snapshot that tells which stored events must be re-attributed) and the incremental
+    customer_sessions (the event fingerprint that tells which visitors to sessionise again).
 -#}
 
 {#- Var cdp_events_lookback_hours, checked: a whole number of hours, 0 or more. -#}
@@ -20,19 +21,20 @@
     {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__graph'})) }}
 {%- endmacro %}
 
-{#- Columns an incremental build needs in the stored table; a table built before they existed is
-    rebuilt with --full-refresh (the message says so). -#}
-{% macro cdp_check_customer_events_columns(relation) -%}
+{#- Columns an incremental build of `relation` needs in the stored table; a table built before they
+    existed is rebuilt with --full-refresh (the message says so). -#}
+{% macro cdp_check_incremental_columns(relation, columns) -%}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
     {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
     {%- set missing = [] -%}
-    {%- for column in ['loaded_at', 'attributed_by_type', 'attributed_by_key'] -%}
+    {%- for column in columns -%}
         {%- if column not in have -%}{%- do missing.append(column) -%}{%- endif -%}
     {%- endfor -%}
     {%- if missing -%}
         {% do exceptions.raise_compiler_error(
-            relation ~ " has no column(s) " ~ missing | join(', ') ~ ": it was built before customer_events "
-            ~ "became incremental. Rebuild it once with `dbt build --select customer_events --full-refresh`.") %}
+            relation ~ " has no column(s) " ~ missing | join(', ') ~ ": it was built before " ~ relation.identifier
+            ~ " became incremental. Rebuild it once with `dbt build --select " ~ relation.identifier
+            ~ " --full-refresh`.") %}
     {%- endif -%}
 {%- endmacro %}
 
@@ -101,4 +103,12 @@
         {%- endfor -%}
     {%- endif -%}
     {{ return(kinds) }}
+{%- endmacro %}
+
+{#- A number per event (its id and time) that customer_sessions sums per session and per visitor: a
+    visitor whose event count or sum differs from the stored one has new, late, moved or erased
+    events. Below 2^31, so a sum over any visitor stays within a bigint on every engine. -#}
+{% macro cdp_event_fingerprint(event_id, occurred_at) -%}
+    ({{ cdp_identifier_key(event_id, "coalesce(cast(" ~ occurred_at ~ " as " ~ dbt.type_string() ~ "), '')") }}
+        % 2147483647)
 {%- endmacro %}

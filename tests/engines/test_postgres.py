@@ -21,6 +21,9 @@ from reverse_etl.engines import (
 from tests.engines.conftest import (
     HISTORY_SQL,
     REBUILD_ARGS,
+    SESSIONS_DAMAGE_SQL,
+    SESSIONS_REBUILD_ARGS,
+    SESSIONS_SQL,
     assert_same,
     check_cli_and_sync,
     check_history_after_rebuild,
@@ -97,6 +100,31 @@ def test_incremental_rebuild_on_postgres(
     before = query_rows("postgres", HISTORY_SQL, target=postgres.target)[0]
     dbt(["build", *target, *REBUILD_ARGS], env)
     check_history_after_rebuild(before, query_rows("postgres", HISTORY_SQL, target=postgres.target)[0])
+
+
+@pytest.mark.postgres
+def test_incremental_sessions_repair_on_postgres(
+    postgres: PostgresCluster,
+    built: tuple[dict[str, str | None], list[str]],
+    duckdb_reference: dict[str, set[tuple]],
+) -> None:
+    """An incremental customer_sessions sessionises again a visitor whose stored sessions disagree with
+    customer_events and drops a visitor with no events (strategy cdp_replace_keys)."""
+    env, target = built
+    count = "select count(*) from marts.customer_sessions"
+    before = query_rows("postgres", count, target=postgres.target)[0][0]
+    con = postgres.target.connect()
+    try:
+        with con.cursor() as cur:
+            for sql in SESSIONS_DAMAGE_SQL:
+                cur.execute(sql)
+        con.commit()
+    finally:
+        con.close()
+    assert query_rows("postgres", count, target=postgres.target)[0][0] > before
+    dbt(["run", *target, *SESSIONS_REBUILD_ARGS], env)
+    actual = set(query_rows("postgres", SESSIONS_SQL, target=postgres.target))
+    assert_same("postgres", duckdb_reference, {"customer_sessions": actual})
 
 
 def test_postgres_type_names_the_column_it_cannot_map() -> None:

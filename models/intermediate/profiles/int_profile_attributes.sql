@@ -4,6 +4,45 @@
     customer_traits picks one value per attribute. Deleted CRM contacts supply nothing.
 -#}
 
+{#- Per source: the (attribute, column) pairs it supplies, the column that says when, and the
+    identifiers that attribute a row to a customer, strongest first (join alias, identifier type,
+    column). Users and CRM contacts only count when their id is in the graph (inner joins). -#}
+{%- set sources = {
+    'stg_segment__identifies': {
+        'alias': 'identifies',
+        'attributes': [('email', 'email'), ('phone', 'phone'), ('first_name', 'first_name'),
+                       ('last_name', 'last_name'), ('city', 'address_city'), ('country', 'address_country')],
+        'observed_at': 'occurred_at',
+        'by': [('by_user', 'user_id', 'user_id'), ('by_email', 'email', 'email'),
+               ('by_device', 'anonymous_id', 'anonymous_id')],
+        'join': 'left'},
+    'stg_segment__users': {
+        'alias': 'users',
+        'attributes': [('email', 'email'), ('phone', 'phone'), ('first_name', 'first_name'),
+                       ('last_name', 'last_name')],
+        'observed_at': 'received_at',
+        'by': [('by_user', 'user_id', 'user_id')],
+        'join': 'inner'},
+    'stg_crm__contacts': {
+        'alias': 'contacts',
+        'attributes': [('email', 'email'), ('phone', 'phone'), ('first_name', 'first_name'),
+                       ('last_name', 'last_name'), ('company', 'company'), ('city', 'city'),
+                       ('country', 'country'), ('lifecycle_stage', 'lifecycle_stage')],
+        'observed_at': 'updated_at',
+        'by': [('by_contact', 'crm_id', 'contact_id')],
+        'join': 'inner',
+        'where': 'not coalesce(contacts.is_deleted, false)'},
+    'stg_shop__orders': {
+        'alias': 'orders',
+        'attributes': [('email', 'email'), ('phone', 'phone'), ('city', 'shipping_city'),
+                       ('country', 'shipping_country')],
+        'observed_at': 'created_at',
+        'by': [('by_user', 'user_id', 'customer_id'), ('by_email', 'email', 'email')],
+        'join': 'left'},
+} %}
+{%- set enabled = [] %}
+{%- for model in sources if cdp_model_enabled(model) %}{% do enabled.append(model) %}{% endfor %}
+
 with
 
 graph as (
@@ -11,135 +50,58 @@ graph as (
     select * from {{ ref('identity_graph') }}
 
 ),
-{%- if cdp_model_enabled('stg_segment__identifies') %}
+{%- for model in enabled %}
+    {%- set source = sources[model] %}
+    {%- set alias = source['alias'] %}
+    {%- set owners = [] %}
+    {%- for by_alias, identifier_type, column in source['by'] %}
+        {%- do owners.append(by_alias ~ '.customer_id') %}
+    {%- endfor %}
 
-    identifies as (
-
-        select * from {{ ref('stg_segment__identifies') }}
+    {{ alias }} as (
+        {#- Each source is attributed once, with only the columns it supplies, then read once per
+            attribute. #}
+        select
+            {%- for attribute, column in source['attributes'] %}
+                {{ alias }}.{{ column }},
+            {%- endfor %}
+            {{ alias }}.{{ source['observed_at'] }} as observed_at,
+            coalesce({{ owners | join(', ') }}) as attributed_customer_id
+        from
+            {{ ref(model) }} as {{ alias }}
+            {%- for by_alias, identifier_type, column in source['by'] %}
+            {{ source['join'] }} join graph as {{ by_alias }}
+                on
+                    {{ by_alias }}.identifier_type = '{{ identifier_type }}'
+                    and {{ alias }}.{{ column }} = {{ by_alias }}.identifier_value
+                {%- endfor %}
+        {%- if source.get('where') %}
+            where {{ source['where'] }}
+        {%- endif %}
 
     ),
-{%- endif %}
-{%- if cdp_model_enabled('stg_segment__users') %}
-
-    users as (
-
-        select * from {{ ref('stg_segment__users') }}
-
-    ),
-{%- endif %}
-{%- if cdp_model_enabled('stg_crm__contacts') %}
-
-    contacts as (
-
-        select * from {{ ref('stg_crm__contacts') }}
-
-    ),
-{%- endif %}
-{%- if cdp_model_enabled('stg_shop__orders') %}
-
-    orders as (
-
-        select * from {{ ref('stg_shop__orders') }}
-
-    ),
-{%- endif %}
+{%- endfor %}
 
 observed as (
 
     {#- One branch per (enabled source, attribute). -#}
     {%- set branches = [] %}
-    {%- if cdp_model_enabled('stg_segment__identifies') %}
-    {%- for attribute, column in [
-        ('email', 'email'), ('phone', 'phone'), ('first_name', 'first_name'), ('last_name', 'last_name'),
-        ('city', 'address_city'), ('country', 'address_country')] %}
+    {%- for model in enabled %}
+        {%- set alias = sources[model]['alias'] %}
+        {%- for attribute, column in sources[model]['attributes'] %}
             {%- set branch %}
     select
-        'stg_segment__identifies' as source_model,
-        coalesce(by_user.customer_id, by_email.customer_id, by_device.customer_id) as customer_id,
+        '{{ model }}' as source_model,
+        {{ alias }}.attributed_customer_id as customer_id,
         '{{ attribute }}' as attribute,
-        cast(identifies.{{ column }} as {{ dbt.type_string() }}) as attribute_value,
-        identifies.occurred_at as observed_at
-    from identifies
-    left join graph as by_user
-        on
-            by_user.identifier_type = 'user_id'
-            and identifies.user_id = by_user.identifier_value
-    left join graph as by_email
-        on
-            by_email.identifier_type = 'email'
-            and identifies.email = by_email.identifier_value
-    left join graph as by_device
-        on
-            by_device.identifier_type = 'anonymous_id'
-            and identifies.anonymous_id = by_device.identifier_value
-    where identifies.{{ column }} is not null
+        cast({{ alias }}.{{ column }} as {{ dbt.type_string() }}) as attribute_value,
+        {{ alias }}.observed_at
+    from {{ alias }}
+    where {{ alias }}.{{ column }} is not null
             {%- endset %}
             {%- do branches.append(branch) %}
         {%- endfor %}
-    {%- endif %}
-    {%- if cdp_model_enabled('stg_segment__users') %}
-        {%- for attribute in ['email', 'phone', 'first_name', 'last_name'] %}
-            {%- set branch %}
-    select
-        'stg_segment__users' as source_model,
-        by_user.customer_id,
-        '{{ attribute }}' as attribute,
-        cast(users.{{ attribute }} as {{ dbt.type_string() }}) as attribute_value,
-        users.received_at as observed_at
-    from users
-    inner join graph as by_user
-        on
-            by_user.identifier_type = 'user_id'
-            and users.user_id = by_user.identifier_value
-    where users.{{ attribute }} is not null
-            {%- endset %}
-            {%- do branches.append(branch) %}
-        {%- endfor %}
-    {%- endif %}
-    {%- if cdp_model_enabled('stg_crm__contacts') %}
-        {%- for attribute in [
-            'email', 'phone', 'first_name', 'last_name', 'company', 'city', 'country', 'lifecycle_stage'] %}
-            {%- set branch %}
-    select
-        'stg_crm__contacts' as source_model,
-        by_contact.customer_id,
-        '{{ attribute }}' as attribute,
-        cast(contacts.{{ attribute }} as {{ dbt.type_string() }}) as attribute_value,
-        contacts.updated_at as observed_at
-    from contacts
-    inner join graph as by_contact
-        on
-            by_contact.identifier_type = 'crm_id'
-            and contacts.contact_id = by_contact.identifier_value
-    where contacts.{{ attribute }} is not null and not coalesce(contacts.is_deleted, false)
-            {%- endset %}
-            {%- do branches.append(branch) %}
-        {%- endfor %}
-    {%- endif %}
-    {%- if cdp_model_enabled('stg_shop__orders') %}
-        {%- for attribute, column in [
-            ('email', 'email'), ('phone', 'phone'), ('city', 'shipping_city'), ('country', 'shipping_country')] %}
-            {%- set branch %}
-    select
-        'stg_shop__orders' as source_model,
-        coalesce(by_user.customer_id, by_email.customer_id) as customer_id,
-        '{{ attribute }}' as attribute,
-        cast(orders.{{ column }} as {{ dbt.type_string() }}) as attribute_value,
-        orders.created_at as observed_at
-    from orders
-    left join graph as by_user
-        on
-            by_user.identifier_type = 'user_id'
-            and orders.customer_id = by_user.identifier_value
-    left join graph as by_email
-        on
-            by_email.identifier_type = 'email'
-            and orders.email = by_email.identifier_value
-    where orders.{{ column }} is not null
-            {%- endset %}
-            {%- do branches.append(branch) %}
-        {%- endfor %}
-    {%- endif %}
+    {%- endfor %}
     {{ branches | join('\n    union all\n') }}
 
 ),

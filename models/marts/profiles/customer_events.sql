@@ -37,7 +37,7 @@
 {%- set since = {} %}
 {%- set snapshot = none %}
 {%- if is_incremental() %}
-    {%- do cdp_check_customer_events_columns(this) %}
+    {%- do cdp_check_incremental_columns(this, ['loaded_at', 'attributed_by_type', 'attributed_by_key']) %}
     {%- set since = cdp_customer_events_since(this) %}
     {%- set snapshot = adapter.get_relation(
         database=this.database, schema=this.schema, identifier=this.identifier ~ '__graph') %}

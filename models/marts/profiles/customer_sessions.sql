@@ -3,7 +3,27 @@
     var cdp_session_timeout_minutes. A visitor is the customer (so sessions follow a person across
     devices once stitched) or, for events no customer claims, the anonymous id. A session crossing
     midnight stays one session.
+
+    Incremental, per visitor. Each session keeps how many events it has and a fingerprint of them (a
+    sum of hashes of event id and time). A build compares, per visitor, the stored counts and
+    fingerprints with those of customer_events (one GROUP BY over its page and track events), and
+    sessionises again only the visitors that differ: new or late events, events re-attributed by a
+    merge or a split, erased events. Their stored sessions are replaced whole (strategy
+    cdp_replace_keys); a visitor left with no events (merged into another customer) sends a row with no
+    session_id, which only deletes its sessions. A full refresh gives the same table. Changing
+    cdp_session_timeout_minutes needs a --full-refresh.
 -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='cdp_replace_keys',
+    unique_key='visitor_id',
+    cdp_tombstone_column='session_id',
+    on_schema_change='fail',
+) }}
+
+{%- if is_incremental() %}
+    {%- do cdp_check_incremental_columns(this, ['visitor_id', 'event_fingerprint']) %}
+{%- endif %}
 
 with
 
@@ -18,20 +38,78 @@ visitors as (
 
     select
         events.*,
-        coalesce(events.customer_id, 'anonymous:' || events.anonymous_id) as visitor_id
+        coalesce(events.customer_id, 'anonymous:' || events.anonymous_id) as visitor_id,
+        {{ cdp_event_fingerprint('events.event_id', 'events.occurred_at') }} as event_fingerprint
     from events
     where events.customer_id is not null or events.anonymous_id is not null
 
 ),
 
+{%- if is_incremental() %}
+
+    current_visitors as (
+
+        select
+            visitor_id,
+            count(*) as events,
+            sum(event_fingerprint) as event_fingerprint
+        from visitors
+        group by visitor_id
+
+    ),
+
+    stored_visitors as (
+
+        select
+            visitor_id,
+            sum(events) as events,
+            sum(event_fingerprint) as event_fingerprint
+        from {{ this }}
+        group by visitor_id
+
+    ),
+
+    changed_visitors as (
+
+        select
+            coalesce(current_visitors.visitor_id, stored_visitors.visitor_id) as visitor_id,
+            current_visitors.visitor_id is null as is_gone
+        from current_visitors
+        full outer join stored_visitors on current_visitors.visitor_id = stored_visitors.visitor_id
+        where
+            current_visitors.visitor_id is null
+            or stored_visitors.visitor_id is null
+            or current_visitors.events != stored_visitors.events
+            or current_visitors.event_fingerprint != stored_visitors.event_fingerprint
+
+    ),
+
+    to_sessionise as (
+
+        select visitors.*
+        from visitors
+        inner join changed_visitors on visitors.visitor_id = changed_visitors.visitor_id
+
+    ),
+{%- else %}
+
+    to_sessionise as (
+
+        select * from visitors
+
+    ),
+{%- endif %}
+
 gaps as (
 
     select
-        visitors.*,
+        to_sessionise.*,
         case
             when
-                lag(visitors.occurred_at)
-                    over (partition by visitors.visitor_id order by visitors.occurred_at, visitors.event_id)
+                lag(to_sessionise.occurred_at) over (
+                    partition by to_sessionise.visitor_id
+                    order by to_sessionise.occurred_at, to_sessionise.event_id
+                )
                 is null
                 then 1
             when {{ dbt.datediff(
@@ -39,7 +117,7 @@ gaps as (
                 "occurred_at", "second") }} > {{ var('cdp_session_timeout_minutes') * 60 }} then 1
             else 0
         end as is_session_start
-    from visitors
+    from to_sessionise
 
 ),
 
@@ -64,6 +142,7 @@ sessions as (
         min(occurred_at) as started_at,
         max(occurred_at) as ended_at,
         count(*) as events,
+        cast(sum(event_fingerprint) as {{ dbt.type_bigint() }}) as event_fingerprint,
         count(case when event_type = 'page' then 1 end) as page_views,
         {{ cdp_arg_min('page_url', 'occurred_at') }} as landing_page_url,
         {{ cdp_arg_min('referrer', 'occurred_at') }} as referrer,
@@ -81,6 +160,7 @@ final as (
 
     select
         {{ dbt.hash("visitor_id || ':' || cast(session_number as " ~ dbt.type_string() ~ ")") }} as session_id,
+        visitor_id,
         customer_id,
         anonymous_id,
         session_number,
@@ -101,8 +181,35 @@ final as (
                 lower(user_agent) like '%mobile%' or lower(user_agent) like '%android%'
                 or lower(user_agent) like '%iphone%' then 'mobile'
             else 'desktop'
-        end as device_type
+        end as device_type,
+        event_fingerprint
     from sessions
+    {%- if is_incremental() %}
+
+    union all
+
+    {#- A visitor with no events left: a row that only deletes its stored sessions. #}
+    select
+        cast(null as {{ dbt.type_string() }}) as session_id,
+        visitor_id,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_string() }}) as anonymous_id,
+        cast(null as {{ dbt.type_bigint() }}) as session_number,
+        cast(null as {{ dbt.type_timestamp() }}) as started_at,
+        cast(null as {{ dbt.type_timestamp() }}) as ended_at,
+        cast(null as {{ dbt.type_bigint() }}) as duration_seconds,
+        cast(null as {{ dbt.type_bigint() }}) as events,
+        cast(null as {{ dbt.type_bigint() }}) as page_views,
+        cast(null as {{ dbt.type_string() }}) as landing_page_url,
+        cast(null as {{ dbt.type_string() }}) as referrer,
+        cast(null as {{ dbt.type_string() }}) as utm_source,
+        cast(null as {{ dbt.type_string() }}) as utm_medium,
+        cast(null as {{ dbt.type_string() }}) as utm_campaign,
+        cast(null as {{ dbt.type_string() }}) as device_type,
+        cast(null as {{ dbt.type_bigint() }}) as event_fingerprint
+    from changed_visitors
+    where is_gone
+    {%- endif %}
 
 )
 

@@ -1,4 +1,6 @@
-{{ config(enabled=var('cdp_using_consent', true)) }}
+{#- A table, not a view: its normalisation (phone and email rules per identifier type) and duplicate
+    removal would otherwise run again for customer_events and for each of its data tests. -#}
+{{ config(materialized='table', enabled=var('cdp_using_consent', true)) }}
 
 with
 
