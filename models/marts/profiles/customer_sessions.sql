@@ -93,6 +93,16 @@ visitors as (
     ),
 {%- else %}
 
+    changed_visitors as (
+        {#- A full build: every visitor is sessionised, none is gone. #}
+        select
+            visitor_id,
+            false as is_gone
+        from visitors
+        where 1 = 0
+
+    ),
+
     to_sessionise as (
 
         select * from visitors
@@ -106,10 +116,11 @@ gaps as (
         to_sessionise.*,
         case
             when
-                lag(to_sessionise.occurred_at) over (
-                    partition by to_sessionise.visitor_id
-                    order by to_sessionise.occurred_at, to_sessionise.event_id
-                )
+                lag(to_sessionise.occurred_at)
+                    over (
+                        partition by to_sessionise.visitor_id
+                        order by to_sessionise.occurred_at, to_sessionise.event_id
+                    )
                 is null
                 then 1
             when {{ dbt.datediff(
@@ -184,10 +195,10 @@ final as (
         end as device_type,
         event_fingerprint
     from sessions
-    {%- if is_incremental() %}
 
-    union all
+),
 
+tombstones as (
     {#- A visitor with no events left: a row that only deletes its stored sessions. #}
     select
         cast(null as {{ dbt.type_string() }}) as session_id,
@@ -209,8 +220,9 @@ final as (
         cast(null as {{ dbt.type_bigint() }}) as event_fingerprint
     from changed_visitors
     where is_gone
-    {%- endif %}
 
 )
 
 select * from final
+union all
+select * from tombstones
