@@ -45,17 +45,8 @@ ALLOWED_FUNCTIONS: dict[type[exp.Expression], str] = {
     exp.Case: "case",
 }
 
-# Operators and leaves that cannot read or change anything beyond the row they are evaluated on.
-ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
-    exp.Column,
-    exp.Identifier,
-    exp.Literal,
-    exp.Boolean,
-    exp.Null,
-    exp.Paren,
-    exp.Tuple,
-    exp.DataType,
-    exp.Interval,
+# Logical operators and comparisons: allowed anywhere, and each evaluates to a boolean.
+BOOLEAN_OPERATORS: tuple[type[exp.Expression], ...] = (
     exp.And,
     exp.Or,
     exp.Not,
@@ -72,6 +63,20 @@ ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
     exp.Like,
     exp.ILike,
     exp.Between,
+)
+
+# Operators and leaves that cannot read or change anything beyond the row they are evaluated on.
+ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Paren,
+    exp.Tuple,
+    exp.DataType,
+    exp.Interval,
+    *BOOLEAN_OPERATORS,
     exp.Add,
     exp.Sub,
     exp.Mul,
@@ -84,22 +89,7 @@ ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
 
 # Roots that evaluate to a boolean (a bare column or CASE may too; DuckDB checks its type).
 PREDICATES: tuple[type[exp.Expression], ...] = (
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.NullSafeEQ,
-    exp.NullSafeNEQ,
-    exp.Is,
-    exp.In,
-    exp.Like,
-    exp.ILike,
-    exp.Between,
+    *BOOLEAN_OPERATORS,
     exp.Boolean,
     exp.Column,
     exp.Contains,

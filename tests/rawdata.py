@@ -25,6 +25,34 @@ def at(minutes: float) -> datetime:
     return BASE_TIME + timedelta(minutes=minutes)
 
 
+def order_row(
+    order_id: str,
+    user_id: str,
+    status: str,
+    total: float,
+    minute: float,
+    refunded: float = 0.0,
+    updated: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A shop.orders row of `user_id` (email <user_id>@mail.org), placed `minute` after the base time."""
+    return {
+        "order_id": order_id,
+        "customer_id": user_id,
+        "email": f"{user_id}@mail.org",
+        "status": status,
+        "currency": "EUR",
+        "subtotal": total,
+        "tax": 0,
+        "shipping": 0,
+        "total": total,
+        "refunded_amount": refunded,
+        "created_at": at(minute),
+        "updated_at": at(updated if updated is not None else minute),
+        **extra,
+    }
+
+
 class RawData:
     """Creates the raw schemas in a DuckDB file and inserts rows given as dicts of some columns."""
 

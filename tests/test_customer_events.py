@@ -20,7 +20,7 @@ import pytest
 
 from reverse_etl.dbt import run_dbt
 from tests.conftest import PROJECT, dbt_build
-from tests.rawdata import RawData, at
+from tests.rawdata import RawData, at, order_row
 
 DAY = 24 * 60  # minutes
 LOOKBACK_HOURS = 24
@@ -93,25 +93,6 @@ def page(raw: RawData, day: float, anonymous_id: str, received_day: float | None
     return "page:" + raw.page(day * DAY, anonymous_id=anonymous_id, received_at=received)
 
 
-def order_row(
-    order_id: str, user_id: str, status: str, refunded: float, day: float, updated_day: float
-) -> dict:
-    return {
-        "order_id": order_id,
-        "customer_id": user_id,
-        "email": f"{user_id}@mail.org",
-        "status": status,
-        "currency": "EUR",
-        "subtotal": 100,
-        "tax": 0,
-        "shipping": 0,
-        "total": 100,
-        "refunded_amount": refunded,
-        "created_at": at(day * DAY),
-        "updated_at": at(updated_day * DAY),
-    }
-
-
 @dataclass
 class Timeline:
     database: Path
@@ -145,7 +126,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     ids["ann_page_2"] = page(raw, 1.1, "dev-ann")
     ids["other_page_1"] = page(raw, 1.2, "dev-other")
     ids["other_page_3"] = page(raw, 3, "dev-other")  # the page window of build 2 starts on day 2
-    raw.insert("shop.orders", [order_row("o-1", "u-ann", "completed", 0, 1, 1)])
+    raw.insert("shop.orders", [order_row("o-1", "u-ann", "completed", 100, 1 * DAY)])
     raw.insert(
         "esp.email_events",
         [

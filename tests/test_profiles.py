@@ -19,7 +19,7 @@ import pytest
 
 from reverse_etl.dbt import run_dbt
 from tests.conftest import PROJECT, dbt_build
-from tests.rawdata import BASE_TIME, RawData, at
+from tests.rawdata import BASE_TIME, RawData, at, order_row
 
 # One set of vars for every build here, so dbt's partial parsing is reused between builds.
 VARS = (
@@ -67,33 +67,6 @@ def traits(database: Path, user_id: str) -> dict[str, Any]:
         con.close()
     assert len(rows) == 1, f"expected one customer with user_id {user_id}, got {len(rows)}"
     return dict(zip(names, rows[0], strict=True))
-
-
-def order(
-    order_id: str,
-    user_id: str,
-    status: str,
-    total: float,
-    minute: float,
-    refunded: float = 0.0,
-    updated: float | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "order_id": order_id,
-        "customer_id": user_id,
-        "email": f"{user_id}@mail.org",
-        "status": status,
-        "currency": "EUR",
-        "subtotal": total,
-        "tax": 0,
-        "shipping": 0,
-        "total": total,
-        "refunded_amount": refunded,
-        "created_at": at(minute),
-        "updated_at": at(updated if updated is not None else minute),
-        **extra,
-    }
 
 
 def consent(event_id: str, kind: str, value: str, purpose: str, status: str, minute: float) -> dict[str, Any]:
@@ -154,20 +127,20 @@ def write_first_state(raw: RawData) -> None:
     raw.insert(
         "shop.orders",
         [
-            order("S1", "u-sam", "completed", 20, -200, shipping_city="Paris", shipping_country="FR"),
-            order("S2", "u-sam", "completed", 20, -100, shipping_city="Paris", shipping_country="FR"),
+            order_row("S1", "u-sam", "completed", 20, -200, shipping_city="Paris", shipping_country="FR"),
+            order_row("S2", "u-sam", "completed", 20, -100, shipping_city="Paris", shipping_country="FR"),
         ],
     )
     # Refunds: net of refunds, cancelled and pending orders never count.
     raw.insert(
         "shop.orders",
         [
-            order("R1", "u-rita", "completed", 100, 10),
-            order("R2", "u-rita", "partially_refunded", 80, 20, refunded=30),
-            order("R3", "u-rita", "refunded", 60, 30, refunded=60),
-            order("R4", "u-rita", "cancelled", 500, 40),
-            order("R5", "u-rita", "pending", 70, 50),
-            order("V1", "u-vic", "completed", 600, 60),
+            order_row("R1", "u-rita", "completed", 100, 10),
+            order_row("R2", "u-rita", "partially_refunded", 80, 20, refunded=30),
+            order_row("R3", "u-rita", "refunded", 60, 30, refunded=60),
+            order_row("R4", "u-rita", "cancelled", 500, 40),
+            order_row("R5", "u-rita", "pending", 70, 50),
+            order_row("V1", "u-vic", "completed", 600, 60),
         ],
     )
     # Sessions: two devices of one customer, a session across midnight (23:50 -> 00:10), then a gap.
@@ -210,8 +183,8 @@ def write_changes(raw: RawData) -> None:
     raw.insert(
         "shop.orders",
         [
-            order("V1", "u-vic", "refunded", 600, 60, refunded=600, updated=2000),  # vic's order refunded
-            order("R6", "u-rita", "completed", 400, 2000),  # rita reaches high value
+            order_row("V1", "u-vic", "refunded", 600, 60, refunded=600, updated=2000),  # vic's order refunded
+            order_row("R6", "u-rita", "completed", 400, 2000),  # rita reaches high value
         ],
     )
     raw.identify(2000, user_id="u-nina", email="nina@mail.org")  # a new sign-up
