@@ -35,9 +35,27 @@ events as (
 ),
 
 visitors as (
-
+    {#- Only the columns a session keeps; the device is classified per event (a short string instead
+        of the user agent travels through the windows). #}
     select
-        events.*,
+        events.event_id,
+        events.customer_id,
+        events.anonymous_id,
+        events.event_type,
+        events.occurred_at,
+        events.page_url,
+        events.referrer,
+        events.utm_source,
+        events.utm_medium,
+        events.utm_campaign,
+        case
+            when events.user_agent is null then null
+            when lower(events.user_agent) like '%ipad%' or lower(events.user_agent) like '%tablet%' then 'tablet'
+            when
+                lower(events.user_agent) like '%mobile%' or lower(events.user_agent) like '%android%'
+                or lower(events.user_agent) like '%iphone%' then 'mobile'
+            else 'desktop'
+        end as device_type,
         coalesce(events.customer_id, 'anonymous:' || events.anonymous_id) as visitor_id,
         {{ cdp_event_fingerprint('events.event_id', 'events.occurred_at') }} as event_fingerprint
     from events
@@ -110,25 +128,33 @@ visitors as (
     ),
 {%- endif %}
 
-gaps as (
+previous as (
 
     select
         to_sessionise.*,
+        lag(to_sessionise.occurred_at)
+            over (
+                partition by to_sessionise.visitor_id
+                order by to_sessionise.occurred_at, to_sessionise.event_id
+            )
+            as previous_occurred_at
+    from to_sessionise
+
+),
+
+gaps as (
+
+    select
+        previous.*,
         case
+            when previous.previous_occurred_at is null then 1
             when
-                lag(to_sessionise.occurred_at)
-                    over (
-                        partition by to_sessionise.visitor_id
-                        order by to_sessionise.occurred_at, to_sessionise.event_id
-                    )
-                is null
+                {{ dbt.datediff('previous.previous_occurred_at', 'previous.occurred_at', 'second') }}
+                > {{ var('cdp_session_timeout_minutes') * 60 }}
                 then 1
-            when {{ dbt.datediff(
-                "lag(occurred_at) over (partition by visitor_id order by occurred_at, event_id)",
-                "occurred_at", "second") }} > {{ var('cdp_session_timeout_minutes') * 60 }} then 1
             else 0
         end as is_session_start
-    from to_sessionise
+    from previous
 
 ),
 
@@ -160,7 +186,7 @@ sessions as (
         {{ cdp_arg_min('utm_source', 'occurred_at') }} as utm_source,
         {{ cdp_arg_min('utm_medium', 'occurred_at') }} as utm_medium,
         {{ cdp_arg_min('utm_campaign', 'occurred_at') }} as utm_campaign,
-        {{ cdp_arg_min('user_agent', 'occurred_at') }} as user_agent,
+        {{ cdp_arg_min('device_type', 'occurred_at') }} as device_type,
         {{ cdp_arg_min('anonymous_id', 'occurred_at') }} as anonymous_id
     from numbered
     group by visitor_id, session_number
@@ -185,14 +211,7 @@ final as (
         utm_source,
         utm_medium,
         utm_campaign,
-        case
-            when user_agent is null then 'unknown'
-            when lower(user_agent) like '%ipad%' or lower(user_agent) like '%tablet%' then 'tablet'
-            when
-                lower(user_agent) like '%mobile%' or lower(user_agent) like '%android%'
-                or lower(user_agent) like '%iphone%' then 'mobile'
-            else 'desktop'
-        end as device_type,
+        coalesce(device_type, 'unknown') as device_type,
         event_fingerprint
     from sessions
 
