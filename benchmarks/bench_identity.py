@@ -114,7 +114,7 @@ def scipy_cc(con: duckdb.DuckDBPyConnection) -> tuple[float, int]:
     from scipy.sparse.csgraph import connected_components
 
     start = time.perf_counter()
-    table = con.execute(
+    table = con.sql(
         "with e as (select node_a, node_b from bench.edges where node_a <> node_b), "
         "v as (select node, row_number() over () - 1 as i from (select node_a as node from e "
         "union select node_b from e)) "
