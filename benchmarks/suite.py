@@ -8,8 +8,8 @@
 
 For each size, in a fresh warehouse file:
 
-1. ``cdp generate`` (time, peak memory) into a raw file the later steps copy, so that ``--reuse-data``
-   can measure a change without generating again;
+1. ``cdp generate`` (time, peak memory); with ``--reuse-data`` into a raw file that is kept and copied,
+   so that the next run can measure a change without generating again;
 2. ``dbt build`` of the whole project, time per layer (staging, identity, profiles, segments, tests)
    from dbt's run_results.json, on the data less its newest day of events (held back for step 4);
 3. identity: connected components of this dataset's identity edges by the stitcher's macro, against
@@ -151,20 +151,24 @@ def run_size(
     database = workdir / f"cdp_{customers}.duckdb"
     target = workdir / f"target_{customers}"
     out: dict[str, Any] = {"customers": customers}
+    database.unlink(missing_ok=True)
     if reuse_data and raw.exists() and raw_figures.exists():
         print(f"== {customers:,} customers: reusing the dataset generated in {raw}", flush=True)
         out["generate"] = json.loads(raw_figures.read_text())
     else:
         print(f"== {customers:,} customers: generate", flush=True)
-        raw.unlink(missing_ok=True)
-        out["generate"] = in_child(lambda: step_generate(raw, customers))
-        raw_figures.write_text(json.dumps(out["generate"]))
-    # The build and the profile benchmark change the warehouse: they work on a copy of the raw data,
-    # from which the newest day of events is held back first. The build is then the profile
+        # With --reuse-data the generated file is kept untouched for the next run (the later steps work
+        # on a copy); otherwise they work on it directly, which saves a copy of the raw data on disk.
+        generated = raw if reuse_data else database
+        generated.unlink(missing_ok=True)
+        out["generate"] = in_child(lambda: step_generate(generated, customers))
+        if reuse_data:
+            raw_figures.write_text(json.dumps(out["generate"]))
+    if reuse_data:
+        shutil.copyfile(raw, database)
+    # The newest day of events is held back before the build: the build is then the profile
     # benchmark's full build too, and the held-back day its incremental batch, so staging and identity
     # are built twice per size instead of three times.
-    database.unlink(missing_ok=True)
-    shutil.copyfile(raw, database)
     out["batch_raw_rows"] = bench_profiles.hold_back(database, BATCH_HOURS)
     print(f"== {customers:,} customers: dbt build", flush=True)
     out["build"] = in_child(lambda: step_build(database, target))
@@ -282,8 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--reuse-data",
         action="store_true",
-        help="with --workdir: build from the dataset a previous run generated there, if any"
-        " (its generate figures are the recorded ones)",
+        help="with --workdir: keep the generated dataset there and build from a copy; a later run with"
+        " the same flag reuses it (its generate figures are the recorded ones)",
     )
     args = parser.parse_args(argv)
     sizes = [20_000] if args.quick else [int(float(s)) for s in args.customers.split(",") if s.strip()]
