@@ -80,7 +80,7 @@ def sync_to_emulator(project: Path, database: Path) -> dict[str, Any]:
     """Run the demo sync against a webhook emulator and compare what it holds with the segment."""
     from reverse_etl.emulators.webhook import WebhookEmulator
     from reverse_etl.project import syncs_dir
-    from reverse_etl.sync import load_sync, run_sync
+    from reverse_etl.sync import load_sync, reset_sync, run_sync
 
     config = load_sync(syncs_dir(project), DEMO_SYNC)
     with WebhookEmulator() as emulator:
@@ -93,6 +93,9 @@ def sync_to_emulator(project: Path, database: Path) -> dict[str, Any]:
                 config, destination=dataclasses.replace(config.destination, settings=settings)
             )
             with Warehouse(database) as wh:
+                # Each demo starts a new, empty emulator: what an earlier demo delivered to its own
+                # emulator is not there, so the sync resends everything (a rerun of `cdp demo`).
+                reset_sync(config, wh)
                 summary = run_sync(config, wh, project=project)
                 expected = {
                     row["customer_id"]

@@ -100,3 +100,18 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
 def test_version() -> None:
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0 and "cdp, version" in result.output
+
+
+def test_demo_runs_again_on_the_same_warehouse(tmp_path: Path) -> None:
+    """A second `cdp demo` rebuilds incrementally and resends to its new, empty emulator."""
+    database = tmp_path / "cdp.duckdb"
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(
+            cli,
+            ["demo", "--customers", "500"],
+            env={"CDP_DUCKDB_PATH": str(database)},
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        assert "exactly the sendable segment" in result.output
