@@ -1,5 +1,5 @@
 """Profiles and segments: build time of each model against one GROUP BY scan of customer_events, and
-the incremental run (customer_events and customer_sessions) on a small batch of new events against the
+the incremental run (customer_events, customer_sessions, int_computed_traits) on a small batch of new events against the
 full build.
 
     python benchmarks/bench_profiles.py                       # 100k customers (~2.4M events)
@@ -21,8 +21,9 @@ Steps, all on one warehouse file:
    says how many such scans a model costs.
 5. The held-back batch lands; staging and identity are rebuilt (not timed), then the same `dbt run`
    without --full-refresh: customer_events loads the batch (plus the lookback) and re-attributes what
-   the batch merged or split; customer_sessions sessionises again the visitors whose events changed.
-   With `--verify` (default), a full refresh of both afterwards must give the same rows.
+   the batch merged or split; customer_sessions sessionises again the visitors whose events changed,
+   int_computed_traits recomputes the customers whose events changed or crossed a window's edge.
+   With `--verify` (default), a full refresh of the three afterwards must give the same rows.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ UPSTREAM = [
     "cautious",
 ]
 # The models that build incrementally: the incremental run reports each against its full build.
-INCREMENTAL_MODELS = ("customer_events", "customer_sessions")
+INCREMENTAL_MODELS = ("customer_events", "customer_sessions", "int_computed_traits")
 PROFILE_MODELS = ["--select", "customer_events+", "int_profile_attributes", "--exclude", "test_type:unit"]
 
 

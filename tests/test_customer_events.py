@@ -24,14 +24,28 @@ from tests.rawdata import RawData, at, order_row
 
 DAY = 24 * 60  # minutes
 LOOKBACK_HOURS = 24
-# One set of vars for every build here, so dbt's partial parsing is reused between builds.
-VARS = f"{{cdp_events_lookback_hours: {LOOKBACK_HOURS}, cdp_identity_max_cluster_size: 5000}}"
+# One set of vars for every build here, so dbt's partial parsing is reused between builds. The windowed
+# trait makes int_computed_traits follow as_of, which moves with the latest event at every build.
+VARS = (
+    f"{{cdp_events_lookback_hours: {LOOKBACK_HOURS}, cdp_identity_max_cluster_size: 5000, "
+    "cdp_computed_traits: [{name: page_views_2d, aggregation: count, event_type: page, window_days: 2}, "
+    "{name: first_source, aggregation: first, column: event_type}]}"
+)
+INCREMENTAL = ["customer_events", "customer_sessions", "int_computed_traits"]
 # Data tests are left out to keep the builds quick; the checks below include event_id uniqueness.
-BUILD = ["--select", "+customer_sessions", "--exclude", "test_type:unit", "test_type:data", "--vars", VARS]
+BUILD = [
+    "--select",
+    "+customer_sessions",
+    "+int_computed_traits",
+    "--exclude",
+    "test_type:unit",
+    "test_type:data",
+    "--vars",
+    VARS,
+]
 FULL_REFRESH = [
     "--select",
-    "customer_events",
-    "customer_sessions",
+    *INCREMENTAL,
     "--full-refresh",
     "--exclude",
     "test_type:data",
@@ -42,11 +56,11 @@ FULL_REFRESH = [
 Rows = dict[str, dict[str, Any]]
 
 
-def table_rows(database: Path, table: str, key: str) -> Rows:
-    """A marts table as {key: row}; fails on a duplicate key."""
+def table_rows(database: Path, table: str, key: str, schema: str = "marts") -> Rows:
+    """A table as {key: row}; fails on a duplicate key."""
     con = duckdb.connect(str(database), read_only=True)
     try:
-        cur = con.execute(f"select * from marts.{table}")
+        cur = con.execute(f"select * from {schema}.{table}")
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     finally:
@@ -64,6 +78,11 @@ def events(database: Path) -> Rows:
 def sessions(database: Path) -> Rows:
     """customer_sessions as {session_id: row}."""
     return table_rows(database, "customer_sessions", "session_id")
+
+
+def computed_traits(database: Path) -> Rows:
+    """int_computed_traits as {customer_id: row}."""
+    return table_rows(database, "int_computed_traits", "customer_id", schema="intermediate")
 
 
 def visitor_sessions(rows: Rows) -> dict[str, list[tuple]]:
@@ -106,6 +125,7 @@ class Timeline:
     late: Rows  # after late rows arrived, one within the lookback and one outside it
     late_full_refresh: Rows  # a full refresh on a copy after that
     sessions_checkpoints: dict[str, tuple[Rows, Rows]]  # (incremental, full refresh) customer_sessions
+    traits_checkpoints: dict[str, tuple[Rows, Rows]]  # (incremental, full refresh) int_computed_traits
 
 
 @pytest.fixture(scope="module")
@@ -226,9 +246,11 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     dbt_build(copy, dbt_target, *FULL_REFRESH)
     full_refresh = events(copy)
     checkpoints = {"story": (sessions_after[-1], sessions(copy))}
+    traits = {"story": (computed_traits(db), computed_traits(copy))}
     dbt_build(db, dbt_target, *BUILD)
     rerun = events(db)
     checkpoints["rerun"] = (sessions(db), sessions(copy))
+    traits["rerun"] = (computed_traits(db), computed_traits(copy))
     con = duckdb.connect(str(db), read_only=True)
     try:
         snapshot_rows = (
@@ -248,13 +270,12 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     late_copy = root / "late_full_refresh.duckdb"
     shutil.copy(db, late_copy)
     dbt_build(late_copy, dbt_target, *FULL_REFRESH)
-    # customer_sessions rebuilt in full from the same (incremental) customer_events.
+    # customer_sessions and int_computed_traits rebuilt in full from the same (incremental) customer_events.
     sessions_copy = root / "sessions_full_refresh.duckdb"
     shutil.copy(db, sessions_copy)
-    dbt_build(
-        sessions_copy, dbt_target, "--select", "customer_sessions", "--full-refresh", *FULL_REFRESH[-4:]
-    )
+    dbt_build(sessions_copy, dbt_target, "--select", *INCREMENTAL[1:], *FULL_REFRESH[-5:])
     checkpoints["late"] = (sessions(db), sessions(sessions_copy))
+    traits["late"] = (computed_traits(db), computed_traits(sessions_copy))
     return Timeline(
         db,
         after,
@@ -267,6 +288,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
         late,
         events(late_copy),
         checkpoints,
+        traits,
     )
 
 
@@ -357,6 +379,43 @@ def test_incremental_sessions_equal_a_full_refresh(timeline: Timeline) -> None:
     late, _ = timeline.sessions_checkpoints["late"]
     ann = visitor_sessions(late)[timeline.customers["ann"]]
     assert len(ann) == 4  # the late page view inside the lookback made a session of its own
+
+
+def test_incremental_computed_traits_equal_a_full_refresh(timeline: Timeline) -> None:
+    for checkpoint, (incremental, full) in timeline.traits_checkpoints.items():
+        assert incremental == full, checkpoint
+    late, _ = timeline.traits_checkpoints["late"]
+    customers = timeline.customers
+    assert customers["dev_ann"] not in late  # merged into Ann: its row went with its events
+    ann = late[customers["ann"]]
+    # as_of is the latest event (Ann's day-8 page view); the 2-day window holds it and the late page of
+    # day 7, not her pages of day 1.
+    assert (ann["page_views"], ann["page_views_2d"], ann["first_source"]) == (4, 2, "identify")
+    # The other device had no new event in build 3, but as_of moved from day 4 to day 8: its pages of
+    # days 3 and 4 left the window, so only following as_of puts its row right.
+    story, _ = timeline.traits_checkpoints["story"]
+    other = story[timeline.after[2][timeline.ids["other_page_1"]]["customer_id"]]
+    assert (other["page_views"], other["page_views_2d"]) == (3, 0)
+    assert ann["event_count"] == sum(1 for row in timeline.late.values() if row["customer_id"] == customers["ann"])
+
+
+def test_changed_trait_definitions_recompute_every_customer(timeline: Timeline, tmp_path: Path) -> None:
+    """A trait whose window changed and a trait added: the next incremental build (no --full-refresh)
+    adds the column and recomputes every customer, as a full refresh would."""
+    changed_vars = VARS.replace("window_days: 2}", "window_days: 30}").replace(
+        "]}", ", {name: revenue_total, aggregation: sum, column: revenue}]}"
+    )
+    assert changed_vars.count("revenue_total") == 1 and "window_days: 30" in changed_vars
+    incremental, full = tmp_path / "incremental.duckdb", tmp_path / "full.duckdb"
+    shutil.copy(timeline.database, incremental)
+    shutil.copy(timeline.database, full)
+    select = ["--select", "int_computed_traits", "--exclude", "test_type:data", "--vars", changed_vars]
+    dbt_build(incremental, tmp_path / "target", *select)
+    dbt_build(full, tmp_path / "target", *select, "--full-refresh")
+    rows = computed_traits(incremental)
+    assert rows == computed_traits(full)
+    ann = rows[timeline.customers["ann"]]
+    assert (ann["page_views_2d"], ann["revenue_total"]) == (4, 0)  # now 30 days; the order was refunded
 
 
 def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:

@@ -52,6 +52,46 @@
     min_by({{ value }}, case when {{ value }} is not null then {{ key }} end)
 {%- endmacro %}
 
+{#- The value on the first row (non-null values only) among those meeting `condition`, rows ordered by
+    `keys`: a list of SQL expressions, each ascending (negate one to sort it descending; see
+    cdp_epoch_microseconds for timestamps). Ties on every key go to the smallest value. -#}
+{% macro cdp_first_by(value, keys, condition) -%}
+    {{ return(adapter.dispatch('cdp_first_by', 'cdp')(value, keys, condition)) }}
+{%- endmacro %}
+
+{% macro default__cdp_first_by(value, keys, condition) -%}
+    (array_agg({{ value }} order by {{ keys | join(', ') }}, {{ value }})
+        filter (where {{ condition }} and {{ value }} is not null))[1]
+{%- endmacro %}
+
+{% macro duckdb__cdp_first_by(value, keys, condition) -%}
+    {%- set fields = [] -%}
+    {%- for key in keys + [value] -%}{%- do fields.append("'k" ~ loop.index ~ "': " ~ key) -%}{%- endfor -%}
+    arg_min({{ value }}, { {{- fields | join(', ') -}} }) filter (where {{ condition }} and {{ value }} is not null)
+{%- endmacro %}
+
+{% macro spark__cdp_first_by(value, keys, condition) -%}
+    min_by({{ value }}, struct({{ (keys + [value]) | join(', ') }}))
+        filter (where {{ condition }} and {{ value }} is not null)
+{%- endmacro %}
+
+{#- A timestamp as a number of microseconds, to sort on (negated: latest first). -#}
+{% macro cdp_epoch_microseconds(timestamp) -%}
+    {{ return(adapter.dispatch('cdp_epoch_microseconds', 'cdp')(timestamp)) }}
+{%- endmacro %}
+
+{% macro default__cdp_epoch_microseconds(timestamp) -%}
+    (extract(epoch from {{ timestamp }}) * 1000000)
+{%- endmacro %}
+
+{% macro duckdb__cdp_epoch_microseconds(timestamp) -%}
+    epoch_us({{ timestamp }})
+{%- endmacro %}
+
+{% macro spark__cdp_epoch_microseconds(timestamp) -%}
+    unix_micros({{ timestamp }})
+{%- endmacro %}
+
 {#- arg_min for the contraction: the bigint `value` on the row where the `key` from cdp_seeded_hash is
     smallest. DuckDB packs both into one unsigned 128-bit integer (hash high, value low) and takes a
     plain min, which aggregates faster than arg_min; the other engines use cdp_arg_min. -#}

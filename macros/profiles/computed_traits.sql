@@ -29,7 +29,7 @@
         'average_order_value', 'has_email_bounced', 'has_unsubscribed', 'crm_lifecycle_stage', 'as_of',
         'days_since_last_order', 'days_since_last_seen', 'days_between_orders', 'recency_score',
         'frequency_score', 'monetary_score', 'rfm_segment', 'lifecycle_stage', 'churn_risk_score',
-        'churn_risk_reason', 'segments', 'email_source'
+        'churn_risk_reason', 'segments', 'event_count', 'event_fingerprint'
     ] + (var('cdp_survivorship', {}) | list) + cdp_consent_columns()) }}
 {%- endmacro %}
 
@@ -291,4 +291,64 @@
     {%- else -%}
         {% do exceptions.raise_compiler_error("unknown aggregation '" ~ aggregation ~ "'") %}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The incremental int_computed_traits: where it keeps the as_of and the trait definitions of its last
+    build, and what the next build makes of them. -#}
+{% macro cdp_computed_traits_state(relation) -%}
+    {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__state'})) }}
+{%- endmacro %}
+
+{#- A digest of every trait's name and compiled expression: a change in any definition (or in how an
+    aggregation compiles) means the stored traits were computed differently. -#}
+{% macro cdp_computed_traits_signature() -%}
+    {%- set parts = [] -%}
+    {%- for trait in cdp_computed_traits() -%}
+        {%- do parts.append(trait.name ~ '=' ~ cdp_trait_expression(trait)) -%}
+    {%- endfor -%}
+    {{ return(local_md5(parts | join('\n'))) }}
+{%- endmacro %}
+
+{#- Post-hook SQL of int_computed_traits: the state its next build compares with. -#}
+{% macro cdp_computed_traits_save_state(relation) -%}
+    {{ return(cdp_replace_table(cdp_computed_traits_state(relation),
+        "select " ~ cdp_as_of() ~ " as as_of, '" ~ cdp_computed_traits_signature() ~ "' as traits_signature")) }}
+{%- endmacro %}
+
+{#- The distinct time windows (days) of the traits, smallest first. -#}
+{% macro cdp_trait_windows(traits) -%}
+    {%- set windows = [] -%}
+    {%- for trait in traits if trait.get('window_days') and (trait.window_days | int) not in windows -%}
+        {%- do windows.append(trait.window_days | int) -%}
+    {%- endfor -%}
+    {{ return(windows | sort) }}
+{%- endmacro %}
+
+{#- For an incremental build of int_computed_traits: {'as_of': the last build's as_of as SQL,
+    'recompute_all': whether every customer must be computed again}. All are when the state is missing,
+    the trait definitions changed, the stored table predates the incremental columns, or as_of moved and
+    a trait's column or condition reads as_of itself (only windows are followed customer by customer). -#}
+{% macro cdp_computed_traits_previous_build(relation) -%}
+    {%- set previous = {'as_of': 'null', 'recompute_all': true} -%}
+    {%- if not execute -%}{{ return(previous) }}{%- endif -%}
+    {%- set state = adapter.get_relation(
+        database=relation.database, schema=relation.schema, identifier=relation.identifier ~ '__state') -%}
+    {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- if state is none or 'event_count' not in have or 'event_fingerprint' not in have -%}
+        {{ return(previous) }}
+    {%- endif -%}
+    {%- set row = run_query(
+        "select cast(state.as_of as " ~ dbt.type_string() ~ "), state.traits_signature, cast(" ~ cdp_as_of()
+        ~ " as " ~ dbt.type_string() ~ ") from " ~ state ~ " as state").rows[0] -%}
+    {%- if row[0] is none -%}{{ return(previous) }}{%- endif -%}
+    {%- do previous.update({'as_of': "cast('" ~ row[0] ~ "' as " ~ dbt.type_timestamp() ~ ")"}) -%}
+    {%- set reads_as_of = [] -%}
+    {%- for trait in cdp_computed_traits() -%}
+        {%- if modules.re.search('\\bas_of\\b', (trait.get('where') or '') ~ ' ' ~ (trait.get('column') or '')) -%}
+            {%- do reads_as_of.append(trait.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- do previous.update({'recompute_all': row[1] != cdp_computed_traits_signature()
+        or (reads_as_of | length > 0 and row[0] != row[2])}) -%}
+    {{ return(previous) }}
 {%- endmacro %}

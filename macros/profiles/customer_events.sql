@@ -105,10 +105,12 @@
     {{ return(kinds) }}
 {%- endmacro %}
 
-{#- A number per event (its id and time) that customer_sessions sums per session and per visitor: a
-    visitor whose event count or sum differs from the stored one has new, late, moved or erased
-    events. Below 2^31, so a sum over any visitor stays within a bigint on every engine. -#}
-{% macro cdp_event_fingerprint(event_id, occurred_at) -%}
-    ({{ cdp_identifier_key(event_id, "coalesce(cast(" ~ occurred_at ~ " as " ~ dbt.type_string() ~ "), '')") }}
-        % 2147483647)
+{#- A number per event (its id, time and load time) that customer_events stores and the per-customer and
+    per-visitor models sum: a customer or visitor whose event count or sum differs from the stored one
+    has new, late, reloaded, moved or erased events. Below 2^31, so a sum over anyone stays within a
+    bigint on every engine. -#}
+{% macro cdp_event_fingerprint(event_id, occurred_at, loaded_at) -%}
+    {%- set when = "coalesce(cast(" ~ occurred_at ~ " as " ~ dbt.type_string() ~ "), '') || '/' || coalesce(cast("
+        ~ loaded_at ~ " as " ~ dbt.type_string() ~ "), '')" -%}
+    ({{ cdp_identifier_key(event_id, when) }} % 2147483647)
 {%- endmacro %}

@@ -7,32 +7,24 @@
     {{ return(("cast('" ~ fixed ~ "' as " ~ dbt.type_timestamp() ~ ")") if fixed else latest) }}
 {%- endmacro %}
 
-{#- Window ordering that puts each attribute's surviving value first, whatever its rule
-    (var cdp_survivorship): source_priority ranks by var cdp_source_priority, most_frequent by how often
-    the value was observed, and every rule then prefers the latest observation. CRM lifecycle_stage is
-    most_recent. -#}
-{% macro cdp_survivorship_ranking() -%}
-    {%- set survivorship = var('cdp_survivorship') -%}
-    {%- set by_priority = [] -%}
-    {%- set by_frequency = [] -%}
-    {%- for attribute, rule in survivorship.items() -%}
-        {%- if rule == 'source_priority' -%}{%- do by_priority.append(attribute) -%}{%- endif -%}
-        {%- if rule == 'most_frequent' -%}{%- do by_frequency.append(attribute) -%}{%- endif -%}
-    {%- endfor -%}
-    {%- set cases = [] -%}
-    {%- for source_model in var('cdp_source_priority') -%}
-        {%- do cases.append("when '" ~ source_model ~ "' then " ~ loop.index) -%}
-    {%- endfor -%}
+{#- The surviving value of one attribute, an aggregate over int_profile_attributes rows grouped by
+    customer (var cdp_survivorship): source_priority takes the value from the most trusted source (var
+    cdp_source_priority), most_frequent the value observed most often (column value_count), and every
+    rule then prefers the latest observation, then the smallest value. -#}
+{% macro cdp_survivor(attribute, rule) -%}
     {%- set keys = [] -%}
-    {%- if by_priority -%}
-        {%- do keys.append("case when attribute in (" ~ cdp_sql_strings(by_priority) ~ ") then case source_model "
-            ~ cases | join(' ') ~ " else 999 end else 0 end") -%}
+    {%- if rule == 'source_priority' -%}
+        {%- set cases = [] -%}
+        {%- for source_model in var('cdp_source_priority') -%}
+            {%- do cases.append("when '" ~ source_model ~ "' then " ~ loop.index) -%}
+        {%- endfor -%}
+        {%- do keys.append("case source_model " ~ cases | join(' ') ~ " else 999 end") -%}
     {%- endif -%}
-    {%- if by_frequency -%}
-        {%- do keys.append("case when attribute in (" ~ cdp_sql_strings(by_frequency)
-            ~ ") then value_count else 0 end desc") -%}
+    {%- if rule == 'most_frequent' -%}
+        {%- do keys.append('-value_count') -%}
     {%- endif -%}
-    {{ return((keys + ['observed_at desc', 'attribute_value']) | join(', ')) }}
+    {%- do keys.append('-' ~ cdp_epoch_microseconds('observed_at')) -%}
+    {{ return(cdp_first_by('attribute_value', keys, "attribute = '" ~ attribute ~ "'")) }}
 {%- endmacro %}
 
 {#- Attributes int_profile_attributes observes, so survivorship may pick one value of each. -#}

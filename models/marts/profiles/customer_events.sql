@@ -37,7 +37,8 @@
 {%- set since = {} %}
 {%- set snapshot = none %}
 {%- if is_incremental() %}
-    {%- do cdp_check_incremental_columns(this, ['loaded_at', 'attributed_by_type', 'attributed_by_key']) %}
+    {%- do cdp_check_incremental_columns(
+        this, ['loaded_at', 'attributed_by_type', 'attributed_by_key', 'event_fingerprint']) %}
     {%- set since = cdp_customer_events_since(this) %}
     {%- set snapshot = adapter.get_relation(
         database=this.database, schema=this.schema, identifier=this.identifier ~ '__graph') %}
@@ -401,7 +402,8 @@ final as (
         revenue,
         detail,
         attributed_by_type,
-        attributed_by_key
+        attributed_by_key,
+        {{ cdp_event_fingerprint('event_id', 'occurred_at', 'loaded_at') }} as event_fingerprint
     from attributed
 
 )

@@ -57,7 +57,7 @@ visitors as (
             else 'desktop'
         end as device_type,
         coalesce(events.customer_id, 'anonymous:' || events.anonymous_id) as visitor_id,
-        {{ cdp_event_fingerprint('events.event_id', 'events.occurred_at') }} as event_fingerprint
+        events.event_fingerprint
     from events
     where events.customer_id is not null or events.anonymous_id is not null
 

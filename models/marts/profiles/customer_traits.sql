@@ -6,6 +6,11 @@
 {%- set survivorship = var('cdp_survivorship') %}
 {%- set user_traits = cdp_user_computed_traits() %}
 {%- do cdp_check_survivorship() %}
+{%- set frequency_attributes = [] %}
+{%- set ranked_attributes = ['lifecycle_stage'] %}
+{%- for attribute, rule in survivorship.items() %}
+    {%- do (frequency_attributes if rule == 'most_frequent' else ranked_attributes).append(attribute) %}
+{%- endfor %}
 
 with
 
@@ -47,51 +52,62 @@ customers as (
 
 ),
 
-attribute_counts as (
+{%- if frequency_attributes %}
 
-    select
-        attributes.*,
-        count(*)
-            over (partition by attributes.customer_id, attributes.attribute, attributes.attribute_value)
-            as value_count
-    from attributes
-
-),
-
-survivors as (
-
-    {#- One window for every attribute: the ordering switches on the attribute's rule. -#}
-    select
-        customer_id,
-        attribute,
-        attribute_value,
-        source_model
-    from (
+    value_counts as (
+        {#- How often each value of a most_frequent attribute was observed. #}
         select
             customer_id,
             attribute,
             attribute_value,
-            source_model,
-            row_number() over (
-                partition by customer_id, attribute order by {{ cdp_survivorship_ranking() }}
-            ) as value_rank
-        from attribute_counts
-        where attribute in ({{ cdp_sql_strings((survivorship | list) + ['lifecycle_stage']) }})
-    ) as ranked
-    where value_rank = 1
+            count(*) as value_count
+        from attributes
+        where attribute in ({{ cdp_sql_strings(frequency_attributes) }})
+        group by customer_id, attribute, attribute_value
+
+    ),
+{%- endif %}
+
+candidates as (
+
+    select
+        customer_id,
+        attribute,
+        attribute_value,
+        source_model,
+        observed_at,
+        0 as value_count
+    from attributes
+    where attribute in ({{ cdp_sql_strings(ranked_attributes) }})
+    {%- if frequency_attributes %}
+        union all
+        select
+            attributes.customer_id,
+            attributes.attribute,
+            attributes.attribute_value,
+            attributes.source_model,
+            attributes.observed_at,
+            value_counts.value_count
+        from attributes
+        inner join value_counts
+            on
+                attributes.customer_id = value_counts.customer_id
+                and attributes.attribute = value_counts.attribute
+                and attributes.attribute_value = value_counts.attribute_value
+    {%- endif %}
 
 ),
 
 golden as (
-
+    {#- One pass: each attribute's survivor is an aggregate over the customer's rows. CRM
+        lifecycle_stage is most_recent. #}
     select
         customer_id,
-        {%- for attribute in survivorship %}
-            max(case when attribute = '{{ attribute }}' then attribute_value end) as {{ attribute }},
+        {%- for attribute, rule in survivorship.items() %}
+            {{ cdp_survivor(attribute, rule) }} as {{ attribute }},
         {%- endfor %}
-        max(case when attribute = 'email' then source_model end) as email_source,
-        max(case when attribute = 'lifecycle_stage' then attribute_value end) as crm_lifecycle_stage
-    from survivors
+        {{ cdp_survivor('lifecycle_stage', 'most_recent') }} as crm_lifecycle_stage
+    from candidates
     group by customer_id
 
 ),
