@@ -396,7 +396,9 @@ def test_incremental_computed_traits_equal_a_full_refresh(timeline: Timeline) ->
     story, _ = timeline.traits_checkpoints["story"]
     other = story[timeline.after[2][timeline.ids["other_page_1"]]["customer_id"]]
     assert (other["page_views"], other["page_views_2d"]) == (3, 0)
-    assert ann["event_count"] == sum(1 for row in timeline.late.values() if row["customer_id"] == customers["ann"])
+    assert ann["event_count"] == sum(
+        1 for row in timeline.late.values() if row["customer_id"] == customers["ann"]
+    )
 
 
 def test_changed_trait_definitions_recompute_every_customer(timeline: Timeline, tmp_path: Path) -> None:
