@@ -4,8 +4,8 @@
     devices once stitched) or, for events no customer claims, the anonymous id. A session crossing
     midnight stays one session.
 
-    Incremental, per visitor. Each session keeps how many events it has and a fingerprint of them (a
-    sum of hashes of event id and time). A build compares, per visitor, the stored counts and
+    Incremental, per visitor. Each session keeps how many events it has and a fingerprint of them (the
+    sum of their customer_events.event_fingerprint). A build compares, per visitor, the stored counts and
     fingerprints with those of customer_events (one GROUP BY over its page and track events), and
     sessionises again only the visitors that differ: new or late events, events re-attributed by a
     merge or a split, erased events. Their stored sessions are replaced whole (strategy

@@ -52,24 +52,9 @@ customers as (
 
 ),
 
-{%- if frequency_attributes %}
-
-    value_counts as (
-        {#- How often each value of a most_frequent attribute was observed. #}
-        select
-            customer_id,
-            attribute,
-            attribute_value,
-            count(*) as value_count
-        from attributes
-        where attribute in ({{ cdp_sql_strings(frequency_attributes) }})
-        group by customer_id, attribute, attribute_value
-
-    ),
-{%- endif %}
-
 candidates as (
-
+    {#- The observations survivorship ranks; a most_frequent attribute's are one row per value, with
+        how often and when last it was observed. #}
     select
         customer_id,
         attribute,
@@ -82,18 +67,15 @@ candidates as (
     {%- if frequency_attributes %}
         union all
         select
-            attributes.customer_id,
-            attributes.attribute,
-            attributes.attribute_value,
-            attributes.source_model,
-            attributes.observed_at,
-            value_counts.value_count
+            customer_id,
+            attribute,
+            attribute_value,
+            cast(null as {{ dbt.type_string() }}) as source_model,
+            max(observed_at) as observed_at,
+            count(*) as value_count
         from attributes
-        inner join value_counts
-            on
-                attributes.customer_id = value_counts.customer_id
-                and attributes.attribute = value_counts.attribute
-                and attributes.attribute_value = value_counts.attribute_value
+        where attribute in ({{ cdp_sql_strings(frequency_attributes) }})
+        group by customer_id, attribute, attribute_value
     {%- endif %}
 
 ),
