@@ -420,6 +420,25 @@ def test_changed_trait_definitions_recompute_every_customer(timeline: Timeline, 
     assert (ann["page_views_2d"], ann["revenue_total"]) == (4, 0)  # now 30 days; the order was refunded
 
 
+def test_a_new_session_timeout_sessionises_every_visitor_again(timeline: Timeline, tmp_path: Path) -> None:
+    """A day-long timeout: the next incremental build (no --full-refresh) recuts every visitor's
+    sessions, as a full refresh would."""
+    day_long = VARS.replace(
+        "cdp_events_lookback_hours", "cdp_session_timeout_minutes: 1440, cdp_events_lookback_hours"
+    )
+    incremental, full = tmp_path / "incremental.duckdb", tmp_path / "full.duckdb"
+    shutil.copy(timeline.database, incremental)
+    shutil.copy(timeline.database, full)
+    select = ["--select", "customer_sessions", "--exclude", "test_type:data", "--vars", day_long]
+    dbt_build(incremental, tmp_path / "target", *select)
+    dbt_build(full, tmp_path / "target", *select, "--full-refresh")
+    rows = sessions(incremental)
+    assert rows == sessions(full)
+    # Ann's two page views of day 1 (2.4 hours apart) are one session now.
+    ann = visitor_sessions(rows)[timeline.customers["ann"]]
+    assert [s[1:] for s in ann][0] == (2, 2)
+
+
 def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:
     """Merge, then split by a never_merge override: the device's page views return to its own id."""
     project = tmp_path / "project"

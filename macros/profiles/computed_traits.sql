@@ -293,12 +293,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The incremental int_computed_traits: where it keeps the as_of and the trait definitions of its last
-    build, and what the next build makes of them. -#}
-{% macro cdp_computed_traits_state(relation) -%}
-    {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__state'})) }}
-{%- endmacro %}
-
 {#- A digest of every trait's name and compiled expression: a change in any definition (or in how an
     aggregation compiles) means the stored traits were computed differently. -#}
 {% macro cdp_computed_traits_signature() -%}
@@ -311,8 +305,8 @@
 
 {#- Post-hook SQL of int_computed_traits: the state its next build compares with. -#}
 {% macro cdp_computed_traits_save_state(relation) -%}
-    {{ return(cdp_replace_table(cdp_computed_traits_state(relation),
-        "select " ~ cdp_as_of() ~ " as as_of, '" ~ cdp_computed_traits_signature() ~ "' as traits_signature")) }}
+    {{ return(cdp_save_state(relation, {
+        'as_of': cdp_as_of(), 'traits_signature': "'" ~ cdp_computed_traits_signature() ~ "'"})) }}
 {%- endmacro %}
 
 {#- The distinct time windows (days) of the traits, smallest first. -#}
@@ -331,24 +325,20 @@
 {% macro cdp_computed_traits_previous_build(relation) -%}
     {%- set previous = {'as_of': 'null', 'recompute_all': true} -%}
     {%- if not execute -%}{{ return(previous) }}{%- endif -%}
-    {%- set state = adapter.get_relation(
-        database=relation.database, schema=relation.schema, identifier=relation.identifier ~ '__state') -%}
     {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
-    {%- if state is none or 'event_count' not in have or 'event_fingerprint' not in have -%}
+    {%- set state = cdp_read_state(relation, ['as_of', 'traits_signature']) -%}
+    {%- if state is none or state.as_of is none or 'event_count' not in have or 'event_fingerprint' not in have -%}
         {{ return(previous) }}
     {%- endif -%}
-    {%- set row = run_query(
-        "select cast(state.as_of as " ~ dbt.type_string() ~ "), state.traits_signature, cast(" ~ cdp_as_of()
-        ~ " as " ~ dbt.type_string() ~ ") from " ~ state ~ " as state").rows[0] -%}
-    {%- if row[0] is none -%}{{ return(previous) }}{%- endif -%}
-    {%- do previous.update({'as_of': "cast('" ~ row[0] ~ "' as " ~ dbt.type_timestamp() ~ ")"}) -%}
+    {%- set as_of_now = run_query("select cast(" ~ cdp_as_of() ~ " as " ~ dbt.type_string() ~ ")").rows[0][0] -%}
+    {%- do previous.update({'as_of': "cast('" ~ state.as_of ~ "' as " ~ dbt.type_timestamp() ~ ")"}) -%}
     {%- set reads_as_of = [] -%}
     {%- for trait in cdp_computed_traits() -%}
         {%- if modules.re.search('\\bas_of\\b', (trait.get('where') or '') ~ ' ' ~ (trait.get('column') or '')) -%}
             {%- do reads_as_of.append(trait.name) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- do previous.update({'recompute_all': row[1] != cdp_computed_traits_signature()
-        or (reads_as_of | length > 0 and row[0] != row[2])}) -%}
+    {%- do previous.update({'recompute_all': state.traits_signature != cdp_computed_traits_signature()
+        or (reads_as_of | length > 0 and state.as_of != as_of_now)}) -%}
     {{ return(previous) }}
 {%- endmacro %}

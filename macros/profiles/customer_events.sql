@@ -15,6 +15,17 @@
     {{ return(hours | int) }}
 {%- endmacro %}
 
+{#- Var cdp_session_timeout_minutes, checked: a whole number of minutes above 0. -#}
+{% macro cdp_session_timeout_minutes() -%}
+    {%- set minutes = var('cdp_session_timeout_minutes', 30) -%}
+    {%- if minutes is not number or minutes <= 0 or minutes != (minutes | int) -%}
+        {% do exceptions.raise_compiler_error(
+            "var cdp_session_timeout_minutes (dbt_project.yml) must be a whole number of minutes above 0, "
+            ~ "e.g. 30; got: " ~ minutes) %}
+    {%- endif -%}
+    {{ return(minutes | int) }}
+{%- endmacro %}
+
 {#- Where customer_events keeps the identity graph its rows were attributed with (identifier_key,
     customer_id), written after every build: the next build compares it with identity_graph. -#}
 {% macro cdp_customer_events_snapshot(relation) -%}

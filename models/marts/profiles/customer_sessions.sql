@@ -10,8 +10,8 @@
     sessionises again only the visitors that differ: new or late events, events re-attributed by a
     merge or a split, erased events. Their stored sessions are replaced whole (strategy
     cdp_replace_keys); a visitor left with no events (merged into another customer) sends a row with no
-    session_id, which only deletes its sessions. A full refresh gives the same table. Changing
-    cdp_session_timeout_minutes needs a --full-refresh.
+    session_id, which only deletes its sessions. A full refresh gives the same table. The timeout of the
+    last build is kept in customer_sessions__state; a build with another one sessionises every visitor.
 -#}
 {{ config(
     materialized='incremental',
@@ -19,10 +19,17 @@
     unique_key='visitor_id',
     cdp_tombstone_column='session_id',
     on_schema_change='fail',
+    post_hook=["{{ cdp_save_state(this, {'session_timeout_minutes': cdp_session_timeout_minutes()}) }}"],
 ) }}
 
+{%- set resessionise_all = false %}
 {%- if is_incremental() %}
     {%- do cdp_check_incremental_columns(this, ['visitor_id', 'event_fingerprint']) %}
+    {#- The timeout the stored sessions were cut with (customer_sessions__state): another one (or none
+        recorded) sessionises every visitor again. #}
+    {%- set state = cdp_read_state(this, ['session_timeout_minutes']) %}
+    {%- set resessionise_all = execute and (state is none
+        or state.session_timeout_minutes | int != cdp_session_timeout_minutes()) %}
 {%- endif %}
 
 with
@@ -94,11 +101,13 @@ visitors as (
             current_visitors.visitor_id is null as is_gone
         from current_visitors
         full outer join stored_visitors on current_visitors.visitor_id = stored_visitors.visitor_id
-        where
-            current_visitors.visitor_id is null
-            or stored_visitors.visitor_id is null
-            or current_visitors.events != stored_visitors.events
-            or current_visitors.event_fingerprint != stored_visitors.event_fingerprint
+        {%- if not resessionise_all %}
+            where
+                current_visitors.visitor_id is null
+                or stored_visitors.visitor_id is null
+                or current_visitors.events != stored_visitors.events
+                or current_visitors.event_fingerprint != stored_visitors.event_fingerprint
+        {%- endif %}
 
     ),
 
@@ -150,7 +159,7 @@ gaps as (
             when previous.previous_occurred_at is null then 1
             when
                 {{ dbt.datediff('previous.previous_occurred_at', 'previous.occurred_at', 'second') }}
-                > {{ var('cdp_session_timeout_minutes') * 60 }}
+                > {{ cdp_session_timeout_minutes() * 60 }}
                 then 1
             else 0
         end as is_session_start
