@@ -483,12 +483,25 @@ def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:
     assert sam not in split_sessions
 
 
-def test_a_bad_lookback_stops_the_build_with_the_var_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("bad_vars", "expected"),
+    [
+        (
+            "{cdp_events_lookback_hours: -3}",
+            "var cdp_events_lookback_hours (dbt_project.yml) must be a whole number",
+        ),
+        (
+            "{cdp_session_timeout_minutes: 0}",
+            "var cdp_session_timeout_minutes (dbt_project.yml) must be a whole number",
+        ),
+    ],
+)
+def test_a_bad_window_var_stops_the_build_with_its_name(tmp_path: Path, bad_vars: str, expected: str) -> None:
     result = run_dbt(
-        ["parse", "--target-path", str(tmp_path / "target"), "--vars", "{cdp_events_lookback_hours: -3}"],
+        ["parse", "--target-path", str(tmp_path / "target"), "--vars", bad_vars],
         database=tmp_path / "cdp.duckdb",
     )
     assert not result.success
     message = "\n".join(result.failures) + str(result.exception or "")
-    assert "var cdp_events_lookback_hours (dbt_project.yml) must be a whole number of hours" in message
-    assert "got: -3" in message
+    assert expected in message
+    assert "got: " + bad_vars.split(": ")[1].rstrip("}") in message
