@@ -401,6 +401,19 @@ def test_incremental_computed_traits_equal_a_full_refresh(timeline: Timeline) ->
     )
 
 
+def incremental_and_full_refresh(
+    timeline: Timeline, tmp_path: Path, model: str, new_vars: str
+) -> tuple[Path, Path]:
+    """Two copies of the story's warehouse after one build of `model` with `new_vars`: incremental, and
+    with --full-refresh."""
+    incremental, full = tmp_path / "incremental.duckdb", tmp_path / "full.duckdb"
+    select = ["--select", model, "--exclude", "test_type:data", "--vars", new_vars]
+    for database, extra in ((incremental, []), (full, ["--full-refresh"])):
+        shutil.copy(timeline.database, database)
+        dbt_build(database, tmp_path / "target", *select, *extra)
+    return incremental, full
+
+
 def test_changed_trait_definitions_recompute_every_customer(timeline: Timeline, tmp_path: Path) -> None:
     """A trait whose window changed and a trait added: the next incremental build (no --full-refresh)
     adds the column and recomputes every customer, as a full refresh would."""
@@ -408,12 +421,7 @@ def test_changed_trait_definitions_recompute_every_customer(timeline: Timeline, 
         "]}", ", {name: revenue_total, aggregation: sum, column: revenue}]}"
     )
     assert changed_vars.count("revenue_total") == 1 and "window_days: 30" in changed_vars
-    incremental, full = tmp_path / "incremental.duckdb", tmp_path / "full.duckdb"
-    shutil.copy(timeline.database, incremental)
-    shutil.copy(timeline.database, full)
-    select = ["--select", "int_computed_traits", "--exclude", "test_type:data", "--vars", changed_vars]
-    dbt_build(incremental, tmp_path / "target", *select)
-    dbt_build(full, tmp_path / "target", *select, "--full-refresh")
+    incremental, full = incremental_and_full_refresh(timeline, tmp_path, "int_computed_traits", changed_vars)
     rows = computed_traits(incremental)
     assert rows == computed_traits(full)
     ann = rows[timeline.customers["ann"]]
@@ -426,12 +434,7 @@ def test_a_new_session_timeout_sessionises_every_visitor_again(timeline: Timelin
     day_long = VARS.replace(
         "cdp_events_lookback_hours", "cdp_session_timeout_minutes: 1440, cdp_events_lookback_hours"
     )
-    incremental, full = tmp_path / "incremental.duckdb", tmp_path / "full.duckdb"
-    shutil.copy(timeline.database, incremental)
-    shutil.copy(timeline.database, full)
-    select = ["--select", "customer_sessions", "--exclude", "test_type:data", "--vars", day_long]
-    dbt_build(incremental, tmp_path / "target", *select)
-    dbt_build(full, tmp_path / "target", *select, "--full-refresh")
+    incremental, full = incremental_and_full_refresh(timeline, tmp_path, "customer_sessions", day_long)
     rows = sessions(incremental)
     assert rows == sessions(full)
     # Ann's two page views of day 1 (2.4 hours apart) are one session now.
