@@ -319,11 +319,12 @@
 {%- endmacro %}
 
 {#- For an incremental build of int_computed_traits: {'as_of': the last build's as_of as SQL,
-    'recompute_all': whether every customer must be computed again}. All are when the state is missing,
+    'as_of_moved': whether this build's as_of differs, 'recompute_all': whether every customer must be
+    computed again}. All are when the state is missing,
     the trait definitions changed, the stored table predates the incremental columns, or as_of moved and
     a trait's column or condition reads as_of itself (only windows are followed customer by customer). -#}
 {% macro cdp_computed_traits_previous_build(relation) -%}
-    {%- set previous = {'as_of': 'null', 'recompute_all': true} -%}
+    {%- set previous = {'as_of': 'null', 'recompute_all': true, 'as_of_moved': true} -%}
     {%- if not execute -%}{{ return(previous) }}{%- endif -%}
     {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
     {%- set state = cdp_read_state(relation, ['as_of', 'traits_signature']) -%}
@@ -338,7 +339,8 @@
             {%- do reads_as_of.append(trait.name) -%}
         {%- endif -%}
     {%- endfor -%}
+    {%- do previous.update({'as_of_moved': state.as_of != as_of_now}) -%}
     {%- do previous.update({'recompute_all': state.traits_signature != cdp_computed_traits_signature()
-        or (reads_as_of | length > 0 and state.as_of != as_of_now)}) -%}
+        or (reads_as_of | length > 0 and previous.as_of_moved)}) -%}
     {{ return(previous) }}
 {%- endmacro %}

@@ -24,8 +24,13 @@
 {%- set traits = cdp_computed_traits() %}
 {%- set windows = cdp_trait_windows(traits) %}
 {%- set previous = none %}
+{%- set follow_windows = false %}
 {%- if is_incremental() %}
     {%- set previous = cdp_computed_traits_previous_build(this) %}
+    {#- Windows only move when as_of did; then the events that crossed an edge are counted. #}
+    {%- set follow_windows = windows and previous.as_of_moved and not previous.recompute_all %}
+    {%- set window_condition = 'current_customers.window_events > 0' if follow_windows else none %}
+    {%- set recompute_all = previous.recompute_all %}
 {%- endif %}
 
 with
@@ -45,31 +50,28 @@ reference_time as (
 
 {%- if previous is not none %}
 
-    current_customers as (
+    current_customers as (  -- noqa: ST03
 
         select
             events.customer_id,
-            {%- if windows and not previous.recompute_all %}
+            {%- if follow_windows %}
                 {#- as_of moved: an event between the old and the new as_of, or between the old and the
                     new start of a window, changes that window's traits. #}
                 count(
                     case
                         when
-                            reference_time.as_of != {{ previous.as_of }}
-                            and (
-                                (
-                                    events.occurred_at > least(reference_time.as_of, {{ previous.as_of }})
-                                    and events.occurred_at <= greatest(reference_time.as_of, {{ previous.as_of }})
-                                )
-                                {%- for days in windows %}
-                                    or (
-                                        events.occurred_at
-                                        > {{ dbt.dateadd('day', -days, 'least(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
-                                        and events.occurred_at
-                                        <= {{ dbt.dateadd('day', -days, 'greatest(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
-                                    )
-                                {%- endfor %}
+                            (
+                                events.occurred_at > least(reference_time.as_of, {{ previous.as_of }})
+                                and events.occurred_at <= greatest(reference_time.as_of, {{ previous.as_of }})
                             )
+                            {%- for days in windows %}
+                                or (
+                                    events.occurred_at
+                                    > {{ dbt.dateadd('day', -days, 'least(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
+                                    and events.occurred_at
+                                    <= {{ dbt.dateadd('day', -days, 'greatest(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
+                                )
+                            {%- endfor %}
                             then 1
                     end
                 ) as window_events,
@@ -77,28 +79,27 @@ reference_time as (
             count(*) as event_count,
             cast(sum(events.event_fingerprint) as {{ dbt.type_bigint() }}) as event_fingerprint
         from events
-        cross join reference_time
+        {%- if follow_windows %}
+            cross join reference_time
+        {%- endif %}
         group by events.customer_id
+
+    ),
+
+    stored as (  -- noqa: ST03
+
+        select * from {{ this }}
 
     ),
 
     changed_customers as (
         {#- Customers whose events differ from those their stored row was computed from, those with an
             event that crossed a window's edge, and those gone from customer_events (they get a row
-            with no event_count: their stored row goes). -#}
-        select coalesce(current_customers.customer_id, stored.customer_id) as customer_id
-        from current_customers
-        full outer join {{ this }} as stored on current_customers.customer_id = stored.customer_id
-        {%- if not previous.recompute_all %}
-            where
-                current_customers.customer_id is null
-                or stored.customer_id is null
-                or current_customers.event_count != stored.event_count
-                or current_customers.event_fingerprint != stored.event_fingerprint
-                {%- if windows %}
-                    or current_customers.window_events > 0
-                {%- endif %}
-        {%- endif %}
+            with no event_count: their stored row goes). current_customers and stored are read inside
+            cdp_changed_keys (hence their noqa). -#}
+        select changed.customer_id
+        from ({{ cdp_changed_keys(
+            'current_customers', 'stored', 'customer_id', 'event_count', window_condition, recompute_all) }}) as changed
 
     ),
 

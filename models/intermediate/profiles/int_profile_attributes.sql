@@ -2,7 +2,12 @@
     One row per (customer, attribute, observed value): every name, email, phone, company and address
     value any source holds for a customer, with the source and when it was observed. Survivorship in
     customer_traits picks one value per attribute. Deleted CRM contacts supply nothing.
+
+    A view: customer_traits is its only reader and aggregates it once per build, so writing its rows
+    (about ten per customer) would cost more than computing them; querying it still shows where a
+    profile value came from.
 -#}
+{{ config(materialized='view') }}
 
 {#- Per source: the (attribute, column) pairs it supplies, the column that says when, and the
     identifiers that attribute a row to a customer, strongest first (join alias, identifier type,

@@ -72,7 +72,7 @@ visitors as (
 
 {%- if is_incremental() %}
 
-    current_visitors as (
+    current_visitors as (  -- noqa: ST03
 
         select
             visitor_id,
@@ -83,7 +83,7 @@ visitors as (
 
     ),
 
-    stored_visitors as (
+    stored_visitors as (  -- noqa: ST03
 
         select
             visitor_id,
@@ -95,19 +95,12 @@ visitors as (
     ),
 
     changed_visitors as (
-
+        {#- The CTEs above are read inside cdp_changed_keys (hence their noqa). #}
         select
-            coalesce(current_visitors.visitor_id, stored_visitors.visitor_id) as visitor_id,
-            current_visitors.visitor_id is null as is_gone
-        from current_visitors
-        full outer join stored_visitors on current_visitors.visitor_id = stored_visitors.visitor_id
-        {%- if not resessionise_all %}
-            where
-                current_visitors.visitor_id is null
-                or stored_visitors.visitor_id is null
-                or current_visitors.events != stored_visitors.events
-                or current_visitors.event_fingerprint != stored_visitors.event_fingerprint
-        {%- endif %}
+            changed.visitor_id,
+            changed.is_gone
+        from ({{ cdp_changed_keys(
+            'current_visitors', 'stored_visitors', 'visitor_id', 'events', none, resessionise_all) }}) as changed
 
     ),
 
