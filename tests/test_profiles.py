@@ -8,6 +8,7 @@ build, so segment history has something to record.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -294,7 +295,9 @@ def test_profiles_list_segments_without_holdouts(world: World) -> None:
     assert ("high_value_customers" in segments.split(",")) is (not held_out)
 
 
-def test_computed_trait_unit_tests_pass(world: World, dbt_target: Path) -> None:
+def test_profile_unit_tests_pass(world: World, dbt_target: Path) -> None:
+    """The dbt unit tests of the computed traits (each aggregation) and of customer_traits (RFM,
+    lifecycle stage, churn risk) against their expected rows."""
     result = run_dbt(
         [
             "test",
@@ -302,6 +305,7 @@ def test_computed_trait_unit_tests_pass(world: World, dbt_target: Path) -> None:
             str(dbt_target),
             "--select",
             "int_computed_traits,test_type:unit",
+            "customer_traits,test_type:unit",
             "--vars",
             VARS,
         ],
@@ -309,7 +313,13 @@ def test_computed_trait_unit_tests_pass(world: World, dbt_target: Path) -> None:
         database=world.first,
     )
     assert result.success, result.failures
-    assert "unit" in " ".join(result.command) and not result.failures
+    run = json.loads((dbt_target / "run_results.json").read_text())
+    passed = {r["unique_id"].rsplit(".", 1)[-1] for r in run["results"] if r["status"] == "pass"}
+    assert {
+        "computed_traits_every_aggregation",
+        "computed_traits_core_orders_and_consent",
+        "customer_traits_rfm_lifecycle_and_churn_risk",
+    } <= passed
 
 
 @pytest.mark.parametrize(

@@ -27,13 +27,14 @@ CUSTOMERS = 300
 ENGINE_MARKERS = ("postgres", "spark")
 
 # What is compared across engines: the identity graph (customer ids derive from md5 of the anchor, so
-# they agree everywhere), segment membership, the core traits and golden-record fields of each
-# survivorship rule (email most_recent, first_name source_priority, country most_frequent).
+# they agree everywhere), segment membership, the core traits, RFM and churn-risk reason (ties share a
+# score, so they agree too) and golden-record fields of each survivorship rule (email most_recent,
+# first_name source_priority, country most_frequent).
 GRAPH_SQL = "select identifier_type, identifier_value, customer_id from marts.identity_graph"
 SEGMENTS_SQL = "select segment_name, customer_id from marts.segment_members"
 TRAITS_SQL = (
     "select customer_id, orders, cast(round(lifetime_value, 2) as decimal(18, 2)), page_views, "
-    "lifecycle_stage, email, first_name, country from marts.customer_traits"
+    "lifecycle_stage, rfm_segment, churn_risk_reason, email, first_name, country from marts.customer_traits"
 )
 
 # Columns of customer_sessions that no tie between events at the same moment can change (the landing

@@ -170,22 +170,46 @@ scored as (
 
 ),
 
+buyers as (
+
+    select
+        customer_id,
+        days_since_last_order,
+        orders,
+        lifetime_value,
+        count(*) over () as buyer_count
+    from scored
+    where orders > 0
+
+),
+
+rfm_scores as (
+    {#- RFM: each score is the buyer's quintile (1 to 5) among customers with orders: recency (the most
+        recent order scores 5), frequency (orders) and monetary value (lifetime_value). Equal values
+        share a score (a quintile starts where the first of its ties ranks), so every rebuild and
+        engine gives the same scores; ranked on narrow rows, then joined back. #}
+    select
+        customer_id,
+        {%- for score, ordering in [
+            ('recency_score', 'days_since_last_order desc'),
+            ('frequency_score', 'orders'),
+            ('monetary_score', 'lifetime_value')] %}
+            cast(1 + floor(5.0 * (rank() over (order by {{ ordering }}) - 1) / buyer_count)
+                as {{ dbt.type_int() }}) as {{ score }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from buyers
+
+),
+
 rfm as (
 
     select
         scored.*,
-        case
-            when
-                scored.orders > 0
-                then ntile(5) over (partition by scored.orders > 0 order by scored.days_since_last_order desc)
-        end
-            as recency_score,
-        case when scored.orders > 0 then ntile(5) over (partition by scored.orders > 0 order by scored.orders) end
-            as frequency_score,
-        case
-            when scored.orders > 0 then ntile(5) over (partition by scored.orders > 0 order by scored.lifetime_value)
-        end as monetary_score
+        rfm_scores.recency_score,
+        rfm_scores.frequency_score,
+        rfm_scores.monetary_score
     from scored
+    left join rfm_scores on scored.customer_id = rfm_scores.customer_id
 
 ),
 
@@ -229,7 +253,8 @@ final as (
             when rfm.orders = 0 then 'no orders'
             else
                 cast(rfm.days_since_last_order as {{ dbt.type_string() }}) || ' days since last order against a usual '
-                || cast(round(coalesce(rfm.days_between_orders, 90), 0) as {{ dbt.type_string() }}) || ' between orders'
+                || cast(cast(round(coalesce(rfm.days_between_orders, 90), 0) as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
+                || ' between orders'
                 || case
                     when
                         rfm.last_email_open_at is null
