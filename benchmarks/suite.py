@@ -238,6 +238,10 @@ def table(results: list[dict[str, Any]]) -> str:
             lambda r, model=model: r["profiles"]["models"][model]["x_scan"],
         )
     row("profiles + segments, all models / one scan", lambda r: r["profiles"]["all_models_x_scan"])
+    row(
+        "  without timeline and sessions / one scan",
+        lambda r: r["profiles"].get("profile_segment_models_x_scan"),
+    )
     for model in ("customer_events", "customer_sessions"):
         row(
             f"{model} incremental (a day of new events) / its full build",
@@ -247,6 +251,10 @@ def table(results: list[dict[str, Any]]) -> str:
     row(
         "profiles + segments incremental (a day), all models / one scan",
         lambda r: r["profiles"]["incremental"]["all_models_x_scan"],
+    )
+    row(
+        "  without timeline and sessions / one scan",
+        lambda r: r["profiles"]["incremental"].get("profile_segment_models_x_scan"),
     )
     row("sync diff / full outer join", lambda r: r["sync"]["diff_ratio"], 2)
     row("webhook delivery, records/s", lambda r: r["sync"]["webhook_records_per_s"], 0)
