@@ -320,9 +320,9 @@
 
 {#- For an incremental build of int_computed_traits: {'as_of': the last build's as_of as SQL,
     'as_of_moved': whether this build's as_of differs, 'recompute_all': whether every customer must be
-    computed again}. All are when the state is missing,
-    the trait definitions changed, the stored table predates the incremental columns, or as_of moved and
-    a trait's column or condition reads as_of itself (only windows are followed customer by customer). -#}
+    computed again}. All are when the state is missing, the trait definitions changed, the stored
+    table predates the incremental columns, or as_of moved and a trait's column or condition reads
+    as_of itself (only windows are followed customer by customer). -#}
 {% macro cdp_computed_traits_previous_build(relation) -%}
     {%- set previous = {'as_of': 'null', 'recompute_all': true, 'as_of_moved': true} -%}
     {%- if not execute -%}{{ return(previous) }}{%- endif -%}
