@@ -4,26 +4,27 @@
     customer_sessions (the event fingerprint that tells which visitors to sessionise again).
 -#}
 
+{#- A var that must be a whole number of `unit` (hours, minutes), at least `minimum` (0 or 1): its value,
+    or a parse error naming the var, the bound and an example (the default). -#}
+{% macro cdp_whole_number_var(name, default, unit, minimum) -%}
+    {%- set value = var(name, default) -%}
+    {%- if value is not number or value < minimum or value != (value | int) -%}
+        {% do exceptions.raise_compiler_error(
+            "var " ~ name ~ " (dbt_project.yml) must be a whole number of " ~ unit
+            ~ (", 0 or more" if minimum == 0 else " above " ~ (minimum - 1)) ~ ", e.g. " ~ default
+            ~ "; got: " ~ value) %}
+    {%- endif -%}
+    {{ return(value | int) }}
+{%- endmacro %}
+
 {#- Var cdp_events_lookback_hours, checked: a whole number of hours, 0 or more. -#}
 {% macro cdp_events_lookback_hours() -%}
-    {%- set hours = var('cdp_events_lookback_hours', 72) -%}
-    {%- if hours is not number or hours < 0 or hours != (hours | int) -%}
-        {% do exceptions.raise_compiler_error(
-            "var cdp_events_lookback_hours (dbt_project.yml) must be a whole number of hours, 0 or more, "
-            ~ "e.g. 72; got: " ~ hours) %}
-    {%- endif -%}
-    {{ return(hours | int) }}
+    {{ return(cdp_whole_number_var('cdp_events_lookback_hours', 72, 'hours', 0)) }}
 {%- endmacro %}
 
 {#- Var cdp_session_timeout_minutes, checked: a whole number of minutes above 0. -#}
 {% macro cdp_session_timeout_minutes() -%}
-    {%- set minutes = var('cdp_session_timeout_minutes', 30) -%}
-    {%- if minutes is not number or minutes <= 0 or minutes != (minutes | int) -%}
-        {% do exceptions.raise_compiler_error(
-            "var cdp_session_timeout_minutes (dbt_project.yml) must be a whole number of minutes above 0, "
-            ~ "e.g. 30; got: " ~ minutes) %}
-    {%- endif -%}
-    {{ return(minutes | int) }}
+    {{ return(cdp_whole_number_var('cdp_session_timeout_minutes', 30, 'minutes', 1)) }}
 {%- endmacro %}
 
 {#- Where customer_events keeps the identity graph its rows were attributed with (identifier_key,
