@@ -70,9 +70,30 @@ def table_rows(database: Path, table: str, key: str, schema: str = "marts") -> R
     return by_key
 
 
+# Columns of customer_events about the builds that wrote its rows: they differ between incremental
+# builds and a full refresh by design, so the comparisons leave them out.
+BOOKKEEPING = ("previous_visitor_id", "written_in_build")
+READERS = {
+    "customer_sessions": "models/marts/profiles/customer_sessions.sql",
+    "int_computed_traits": "models/intermediate/profiles/int_computed_traits.sql",
+}
+
+
 def events(database: Path) -> Rows:
-    """customer_events as {event_id: row}."""
-    return table_rows(database, "customer_events", "event_id")
+    """customer_events as {event_id: row}, without the build bookkeeping."""
+    rows = table_rows(database, "customer_events", "event_id")
+    return {key: {k: v for k, v in row.items() if k not in BOOKKEEPING} for key, row in rows.items()}
+
+
+def written(database: Path) -> dict[str, tuple[int, str | None]]:
+    """customer_events' build bookkeeping as {event_id: (written_in_build, previous_visitor_id)}."""
+    rows = table_rows(database, "customer_events", "event_id")
+    return {key: (row["written_in_build"], row["previous_visitor_id"]) for key, row in rows.items()}
+
+
+def reader_sql(target: Path) -> dict[str, str]:
+    """The SQL the last build ran for customer_sessions and int_computed_traits."""
+    return {name: (target / "compiled" / "cdp" / path).read_text() for name, path in READERS.items()}
 
 
 def sessions(database: Path) -> Rows:
@@ -126,6 +147,8 @@ class Timeline:
     late_full_refresh: Rows  # a full refresh on a copy after that
     sessions_checkpoints: dict[str, tuple[Rows, Rows]]  # (incremental, full refresh) customer_sessions
     traits_checkpoints: dict[str, tuple[Rows, Rows]]  # (incremental, full refresh) int_computed_traits
+    written_after_merge: dict[str, tuple[int, str | None]]  # customer_events' bookkeeping after build 2
+    reader_sql: dict[str, str]  # the SQL build 3 ran for customer_sessions and int_computed_traits
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +250,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     after.append(events(db))
     sessions_after.append(sessions(db))
     customers["bob"] = customer_of(db, "user_id", "u-bob")
+    written_after_merge = written(db)
 
     # Build 3 (day 8): more browsing on the linked device and an email; nothing changes identity.
     # (Newer rows of build 2 moved the windows past day 3, so build 3 reloads none of build 1's rows.)
@@ -239,6 +263,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     dbt_build(db, dbt_target, *BUILD)
     after.append(events(db))
     sessions_after.append(sessions(db))
+    build_3_sql = reader_sql(dbt_target)
 
     # A full refresh on a copy, then one more incremental build with no new data on the original.
     copy = root / "full_refresh.duckdb"
@@ -289,6 +314,8 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
         events(late_copy),
         checkpoints,
         traits,
+        written_after_merge,
+        build_3_sql,
     )
 
 
@@ -371,6 +398,60 @@ def test_sessions_follow_their_events_through_a_merge(timeline: Timeline) -> Non
     assert [s[1:] for s in third[customers["ann"]]] == [(1, 1), (1, 1), (1, 1)]
     other = timeline.after[2][timeline.ids["other_page_1"]]["customer_id"]  # the device's own customer
     assert len(third[other]) == 3 and third[other][:2] == second[other][:2]
+
+
+def test_each_build_numbers_its_rows_and_keeps_whose_they_were(timeline: Timeline) -> None:
+    """Build 2 merged Ann's device into Ann: the re-attributed page views carry build 2 and the device's
+    customer id; rows build 2 added carry no previous visitor; rows it did not touch keep build 1."""
+    rows, ids, customers = timeline.written_after_merge, timeline.ids, timeline.customers
+    for key in ("ann_page_1", "ann_page_2"):
+        assert rows[ids[key]] == (2, customers["dev_ann"])
+    assert rows[ids["other_page_1"]] == (1, None)  # outside the lookback, its device unchanged
+    added = set(timeline.after[1]) - set(timeline.after[0])
+    assert added and all(rows[key] == (2, None) for key in added)
+
+
+def test_readers_take_the_changed_keys_from_the_latest_build(timeline: Timeline) -> None:
+    """Build 3 followed build 2's rows of customer_events: no GROUP BY over every event."""
+    for name, sql in timeline.reader_sql.items():
+        assert "written_in_build > 2" in sql, name
+        assert "full outer join" not in sql, name  # the per-key comparison of cdp_changed_keys
+
+
+def test_readers_compare_every_key_after_a_skipped_build(timeline: Timeline, tmp_path: Path) -> None:
+    """customer_events built twice without its readers: its latest rows no longer name every change, so
+    the readers compare every visitor's and customer's events, and still equal a full refresh."""
+    database, target = tmp_path / "skipped.duckdb", tmp_path / "target"
+    shutil.copy(timeline.database, database)
+    raw = RawData(database)
+    events_only = [
+        "--select",
+        "+customer_events",
+        "--exclude",
+        "test_type:data",
+        "test_type:unit",
+        "--vars",
+        VARS,
+    ]
+    page(raw, 9, "dev-other")
+    raw.flush()
+    dbt_build(database, target, *events_only)
+    page(raw, 10, "dev-ann")
+    raw.flush()
+    dbt_build(database, target, *events_only)
+    readers = ["--select", *READERS, "--exclude", "test_type:data", "--vars", VARS]
+    dbt_build(database, target, *readers)
+    for name, sql in reader_sql(target).items():
+        assert "full outer join" in sql and "written_in_build" not in sql, name
+    full = tmp_path / "full.duckdb"
+    shutil.copy(database, full)
+    dbt_build(full, tmp_path / "full_target", *readers, "--full-refresh")
+    assert sessions(database) == sessions(full)
+    assert computed_traits(database) == computed_traits(full)
+    ann = computed_traits(database)[timeline.customers["ann"]]
+    assert (
+        ann["event_count"] == computed_traits(timeline.database)[timeline.customers["ann"]]["event_count"] + 1
+    )
 
 
 def test_incremental_sessions_equal_a_full_refresh(timeline: Timeline) -> None:

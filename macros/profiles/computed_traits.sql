@@ -306,7 +306,8 @@
 {#- Post-hook SQL of int_computed_traits: the state its next build compares with. -#}
 {% macro cdp_computed_traits_save_state(relation) -%}
     {{ return(cdp_save_state(relation, {
-        'as_of': cdp_as_of(), 'traits_signature': "'" ~ cdp_computed_traits_signature() ~ "'"})) }}
+        'as_of': cdp_as_of(), 'traits_signature': "'" ~ cdp_computed_traits_signature() ~ "'",
+        'events_build': cdp_customer_events_latest_build(ref('customer_events'))})) }}
 {%- endmacro %}
 
 {#- The distinct time windows (days) of the traits, smallest first. -#}

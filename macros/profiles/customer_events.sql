@@ -1,7 +1,8 @@
 {#-
     Macros behind the incremental customer_events (the lookback window, the per-source watermarks and
-    the identity snapshot that tells which stored events must be re-attributed) and the incremental
-    customer_sessions (the event fingerprint that tells which visitors to sessionise again).
+    the identity snapshot that tells which stored events must be re-attributed) and the models that read
+    it incrementally, customer_sessions and int_computed_traits (the event fingerprint, and the build
+    numbers that tell which customers and visitors changed).
 -#}
 
 {#- A var that must be a whole number of `unit` (hours, minutes), at least `minimum` (0 or 1): its value,
@@ -44,8 +45,8 @@
     {%- endfor -%}
     {%- if missing -%}
         {% do exceptions.raise_compiler_error(
-            relation ~ " has no column(s) " ~ missing | join(', ') ~ ": it was built before " ~ relation.identifier
-            ~ " became incremental. Rebuild it once with `dbt build --select " ~ relation.identifier
+            relation ~ " has no column(s) " ~ missing | join(', ') ~ ": it was built by an earlier version of "
+            ~ "this project. Rebuild it once with `dbt build --select " ~ relation.identifier
             ~ " --full-refresh`.") %}
     {%- endif -%}
 {%- endmacro %}
@@ -125,4 +126,50 @@
     {%- set when = "coalesce(cast(" ~ occurred_at ~ " as " ~ dbt.type_string() ~ "), '') || '/' || coalesce(cast("
         ~ loaded_at ~ " as " ~ dbt.type_string() ~ "), '')" -%}
     ({{ cdp_identifier_key(event_id, when) }} % 2147483647)
+{%- endmacro %}
+
+{#- The visitor an event belongs to for sessions: its customer, else its device. -#}
+{% macro cdp_visitor_id(customer_id, anonymous_id) -%}
+    coalesce({{ customer_id }}, 'anonymous:' || {{ anonymous_id }})
+{%- endmacro %}
+
+{#- The builds the rows of customer_events (`relation`) come from: {'latest': the number of the last
+    build that wrote rows, 'incremental': whether it kept rows of earlier builds (a full build keeps
+    none)}, or none (no table, no rows, or a table from before column written_in_build). -#}
+{% macro cdp_customer_events_builds(relation) -%}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- if 'written_in_build' not in have -%}{{ return(none) }}{%- endif -%}
+    {%- set row = run_query(
+        'select min(written_in_build), max(written_in_build) from ' ~ relation).rows[0] -%}
+    {%- if row[1] is none -%}{{ return(none) }}{%- endif -%}
+    {{ return({'latest': row[1] | int, 'incremental': (row[0] | int) < (row[1] | int)}) }}
+{%- endmacro %}
+
+{#- The latest build of customer_events as SQL (null when there is none), for the state of a model that
+    reads it incrementally: the build its stored rows were computed from. -#}
+{% macro cdp_customer_events_latest_build(events) -%}
+    {%- set builds = cdp_customer_events_builds(events) -%}
+    {{ return('cast(' ~ (builds.latest if builds else 'null') ~ ' as ' ~ dbt.type_bigint() ~ ')') }}
+{%- endmacro %}
+
+{#- For an incremental build of `relation` (customer_sessions, int_computed_traits) on customer_events
+    (`events`): the build number after which rows of customer_events name every key whose events
+    changed since `relation` was last built, or none when they do not and every key's event count and
+    fingerprint must be compared instead. They do when `relation` was built from the latest build of
+    customer_events, or from the one before and the latest was incremental: that build wrote each event
+    it added, replaced or re-attributed, with the visitor the event belonged to before
+    (previous_visitor_id). A full build of customer_events, a skipped build, a missing state or var
+    cdp_verify_incremental (true: compare every key, which also repairs a table edited by hand) mean
+    none. -#}
+{% macro cdp_events_changed_since(relation, events) -%}
+    {%- if not execute or var('cdp_verify_incremental', false) -%}{{ return(none) }}{%- endif -%}
+    {%- set state = cdp_read_state(relation, ['events_build']) -%}
+    {%- set builds = cdp_customer_events_builds(events) -%}
+    {%- if state is none or state.events_build is none or builds is none -%}{{ return(none) }}{%- endif -%}
+    {%- set consumed = state.events_build | int -%}
+    {%- if consumed == builds.latest or (consumed == builds.latest - 1 and builds.incremental) -%}
+        {{ return(consumed) }}
+    {%- endif -%}
+    {{ return(none) }}
 {%- endmacro %}

@@ -58,7 +58,25 @@ SESSIONS_DAMAGE_SQL = (
     f"{_SESSION_COLUMNS} from marts.customer_sessions "
     "where visitor_id = (select max(visitor_id) from marts.customer_sessions)",
 )
-SESSIONS_REBUILD_ARGS = ["--select", "customer_sessions", "--exclude", "test_type:unit"]
+# The repair compares every visitor's events (cdp_verify_incremental): the damage is not a change of
+# customer_events. The incremental build after it takes the visitors to sessionise again from the rows
+# customer_events' build wrote (its lookback reloads the latest events).
+SESSIONS_REBUILD_ARGS = [
+    "--select",
+    "customer_sessions",
+    "--exclude",
+    "test_type:unit",
+    "--vars",
+    "{cdp_verify_incremental: true}",
+]
+EVENTS_REBUILD_ARGS = [
+    "--select",
+    "customer_events",
+    "customer_sessions",
+    "int_computed_traits",
+    "--exclude",
+    "test_type:unit",
+]
 
 # A second build in which every high-value customer leaves the segment: exercises the incremental
 # models (segment_membership_history closes their stays by delete+insert) on each engine.

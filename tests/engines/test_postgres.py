@@ -19,6 +19,7 @@ from reverse_etl.engines import (
     query_rows,
 )
 from tests.engines.conftest import (
+    EVENTS_REBUILD_ARGS,
     HISTORY_SQL,
     REBUILD_ARGS,
     SESSIONS_DAMAGE_SQL,
@@ -123,6 +124,9 @@ def test_incremental_sessions_repair_on_postgres(
         con.close()
     assert query_rows("postgres", count, target=postgres.target)[0][0] > before
     dbt(["run", *target, *SESSIONS_REBUILD_ARGS], env)
+    actual = set(query_rows("postgres", SESSIONS_SQL, target=postgres.target))
+    assert_same("postgres", duckdb_reference, {"customer_sessions": actual})
+    dbt(["run", *target, *EVENTS_REBUILD_ARGS], env)
     actual = set(query_rows("postgres", SESSIONS_SQL, target=postgres.target))
     assert_same("postgres", duckdb_reference, {"customer_sessions": actual})
 

@@ -11,6 +11,7 @@ import pytest
 
 from reverse_etl.engines import ENGINE_PROFILES_DIR, load_spark, query_rows, spark_available, spark_session
 from tests.engines.conftest import (
+    EVENTS_REBUILD_ARGS,
     HISTORY_SQL,
     REBUILD_ARGS,
     SESSIONS_DAMAGE_SQL,
@@ -100,6 +101,9 @@ def test_incremental_sessions_repair_on_spark(
         session.sql(sql)
     assert query_rows("spark", count, spark=session)[0][0] > before
     dbt(["run", *built, *SESSIONS_REBUILD_ARGS], env)
+    actual = set(query_rows("spark", SESSIONS_SQL, spark=session))
+    assert_same("spark", duckdb_reference, {"customer_sessions": actual})
+    dbt(["run", *built, *EVENTS_REBUILD_ARGS], env)
     actual = set(query_rows("spark", SESSIONS_SQL, spark=session))
     assert_same("spark", duckdb_reference, {"customer_sessions": actual})
 

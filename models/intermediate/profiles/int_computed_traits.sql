@@ -3,14 +3,16 @@
     those declared in var cdp_computed_traits) in a single group-by pass over customer_events. The
     trait expressions come from macros/profiles/computed_traits.sql.
 
-    Incremental, per customer. Each row keeps how many events the customer has and the sum of their
-    fingerprints (customer_events.event_fingerprint). A build recomputes only the customers whose
-    count or sum differs from the stored one (new, late, changed, re-attributed or erased events), plus,
-    when as_of moved, those with an event that entered or left a trait's time window. A customer left
-    with no events sends a row with no event_count, which only deletes its row (strategy
-    cdp_replace_keys). The as_of and the trait definitions of the last build are kept in
-    int_computed_traits__state; when the definitions change (or the state is missing) every customer is
-    recomputed. A full refresh gives the same table.
+    Incremental, per customer. A build recomputes only the customers with new, late, changed,
+    re-attributed or erased events, plus, when as_of moved, those with an event that entered or left a
+    trait's time window. customer_events names the first ones: the customers of the rows its latest
+    build wrote, before and after (cdp_events_changed_since). When it cannot (a full refresh or a
+    skipped build of customer_events, var cdp_verify_incremental), each row's event count and
+    fingerprint sum (customer_events.event_fingerprint) is compared with customer_events'. A customer
+    left with no events sends a row with no event_count, which only deletes its row (strategy
+    cdp_replace_keys). The as_of, the trait definitions and the customer_events build of the last build
+    are kept in int_computed_traits__state; when the definitions change (or the state is missing) every
+    customer is recomputed. A full refresh gives the same table.
 -#}
 {{ config(
     materialized='incremental',
@@ -29,8 +31,10 @@
     {%- set previous = cdp_computed_traits_previous_build(this) %}
     {#- Windows only move when as_of did; then the events that crossed an edge are counted. #}
     {%- set follow_windows = windows and previous.as_of_moved and not previous.recompute_all %}
-    {%- set window_condition = 'current_customers.window_events > 0' if follow_windows else none %}
-    {%- set recompute_all = previous.recompute_all %}
+    {%- set changed_since = none %}
+    {%- if not previous.recompute_all %}
+        {%- set changed_since = cdp_events_changed_since(this, ref('customer_events')) %}
+    {%- endif %}
 {%- endif %}
 
 with
@@ -49,59 +53,95 @@ reference_time as (
 ),
 
 {%- if previous is not none %}
+    {#- customer_events is read by name below, not through `events`: a CTE read twice is materialised
+        whole. #}
+    {%- if follow_windows %}
 
-    current_customers as (  -- noqa: ST03
-
-        select
-            events.customer_id,
-            {%- if follow_windows %}
-                {#- as_of moved: an event between the old and the new as_of, or between the old and the
-                    new start of a window, changes that window's traits. #}
-                count(
-                    case
-                        when
-                            (
-                                events.occurred_at > least(reference_time.as_of, {{ previous.as_of }})
-                                and events.occurred_at <= greatest(reference_time.as_of, {{ previous.as_of }})
-                            )
-                            {%- for days in windows %}
-                                or (
-                                    events.occurred_at
-                                    > {{ dbt.dateadd('day', -days, 'least(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
-                                    and events.occurred_at
-                                    <= {{ dbt.dateadd('day', -days, 'greatest(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
-                                )
-                            {%- endfor %}
-                            then 1
-                    end
-                ) as window_events,
-            {%- endif %}
-            count(*) as event_count,
-            cast(sum(events.event_fingerprint) as {{ dbt.type_bigint() }}) as event_fingerprint
-        from events
-        {%- if follow_windows %}
+        crossed_windows as (
+            {#- as_of moved: an event between the old and the new as_of, or between the old and the new
+                start of a window, changes that window's traits. #}
+            select distinct windowed.customer_id
+            from {{ ref('customer_events') }} as windowed
             cross join reference_time
-        {%- endif %}
-        group by events.customer_id
+            where
+                windowed.customer_id is not null
+                and (
+                    (
+                        windowed.occurred_at > least(reference_time.as_of, {{ previous.as_of }})
+                        and windowed.occurred_at <= greatest(reference_time.as_of, {{ previous.as_of }})
+                    )
+                    {%- for days in windows %}
+                        or (
+                            windowed.occurred_at
+                            > {{ dbt.dateadd('day', -days, 'least(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
+                            and windowed.occurred_at
+                            <= {{ dbt.dateadd('day', -days, 'greatest(reference_time.as_of, ' ~ previous.as_of ~ ')') }}
+                        )
+                    {%- endfor %}
+                )
 
-    ),
+        ),
+    {%- endif %}
+    {%- if changed_since is not none %}
 
-    stored as (  -- noqa: ST03
+        event_changes as (
+            {#- The rows customer_events wrote since this table was built: the customer each event belongs
+                to now and the one it belonged to before. -#}
+            select
+                written.customer_id,
+                written.previous_visitor_id
+            from {{ ref('customer_events') }} as written
+            where written.written_in_build > {{ changed_since }}
 
-        select * from {{ this }}
+        ),
 
-    ),
+        changed_customers as (
+            {#- previous_visitor_id is a customer id or a device's visitor id, which matches no customer
+                (its row only deletes nothing). -#}
+            select customer_id from event_changes where customer_id is not null
+            union
+            select previous_visitor_id as customer_id from event_changes where previous_visitor_id is not null
+            {%- if follow_windows %}
+                union
+                select customer_id from crossed_windows
+            {%- endif %}
 
-    changed_customers as (
-        {#- Customers whose events differ from those their stored row was computed from, those with an
-            event that crossed a window's edge, and those gone from customer_events (they get a row
-            with no event_count: their stored row goes). current_customers and stored are read inside
-            cdp_changed_keys (hence their noqa). -#}
-        select changed.customer_id
-        from ({{ cdp_changed_keys(
-            'current_customers', 'stored', 'customer_id', 'event_count', window_condition, recompute_all) }}) as changed
+        ),
+    {%- else %}
 
-    ),
+        current_customers as (  -- noqa: ST03
+
+            select
+                counted.customer_id,
+                count(*) as event_count,
+                cast(sum(counted.event_fingerprint) as {{ dbt.type_bigint() }}) as event_fingerprint
+            from {{ ref('customer_events') }} as counted
+            where counted.customer_id is not null
+            group by counted.customer_id
+
+        ),
+
+        stored as (  -- noqa: ST03
+
+            select * from {{ this }}
+
+        ),
+
+        changed_customers as (
+            {#- Customers whose events differ from those their stored row was computed from, those with an
+                event that crossed a window's edge, and those gone from customer_events (they get a row
+                with no event_count: their stored row goes). current_customers and stored are read
+                inside cdp_changed_keys (hence their noqa). -#}
+            select changed.customer_id
+            from ({{ cdp_changed_keys(
+                'current_customers', 'stored', 'customer_id', 'event_count', previous.recompute_all) }}) as changed
+            {%- if follow_windows %}
+                union
+                select customer_id from crossed_windows
+            {%- endif %}
+
+        ),
+    {%- endif %}
 
     to_compute as (
 

@@ -16,6 +16,11 @@
          post-hook), so re-attribution joins the stored events to a small set of changed identifiers
          and never rereads the staging models.
     A full refresh attributes every event the same way, so both paths give the same table.
+
+    Each build has a number, one more than the last (written_in_build), on every row it writes; a row it
+    replaced or re-attributed also keeps the visitor the event belonged to before (previous_visitor_id).
+    customer_sessions and int_computed_traits read the rows of the latest build to learn which visitors
+    and customers to compute again, instead of comparing all of them (cdp_events_changed_since).
 -#}
 {{ config(
     materialized='incremental',
@@ -36,9 +41,14 @@
 {%- do cdp_events_lookback_hours() %}
 {%- set since = {} %}
 {%- set snapshot = none %}
+{#- One more than the latest build of the stored table, full refreshes included, so a reader's state
+    never matches a build it has not read. #}
+{%- set previous_builds = cdp_customer_events_builds(this) %}
+{%- set build_number = (previous_builds.latest if previous_builds else 0) + 1 %}
 {%- if is_incremental() %}
-    {%- do cdp_check_incremental_columns(
-        this, ['loaded_at', 'attributed_by_type', 'attributed_by_key', 'event_fingerprint']) %}
+    {%- do cdp_check_incremental_columns(this, [
+        'loaded_at', 'attributed_by_type', 'attributed_by_key', 'event_fingerprint', 'previous_visitor_id',
+        'written_in_build']) %}
     {%- set since = cdp_customer_events_since(this) %}
     {%- set snapshot = adapter.get_relation(
         database=this.database, schema=this.schema, identifier=this.identifier ~ '__graph') %}
@@ -326,9 +336,22 @@ new_events as (
         ),
     {%- endif %}
 
+    replaced_copies as (
+        {#- Whose the stored copy of a new event was. The table is read here by name, not through
+            `stored`: a CTE read twice is materialised whole. -#}
+        select
+            stored_copies.event_id,
+            {{ cdp_visitor_id('stored_copies.customer_id', 'stored_copies.anonymous_id') }} as previous_visitor_id
+        from {{ this }} as stored_copies
+        inner join new_events on stored_copies.event_id = new_events.event_id
+
+    ),
+
     reattributed as (
         {#- Stored events to attribute again, unless the new batch carries a fresher copy. -#}
-        select affected.{{ event_columns | join(', affected.') }}
+        select
+            affected.{{ event_columns | join(', affected.') }},
+            {{ cdp_visitor_id('affected.customer_id', 'affected.anonymous_id') }} as previous_visitor_id
         from affected
         left join new_events on affected.event_id = new_events.event_id
         where new_events.event_id is null
@@ -337,7 +360,11 @@ new_events as (
 
     to_attribute as (
 
-        select * from new_events
+        select
+            new_events.*,
+            replaced_copies.previous_visitor_id
+        from new_events
+        left join replaced_copies on new_events.event_id = replaced_copies.event_id
         union all
         select * from reattributed
 
@@ -346,7 +373,10 @@ new_events as (
 
     to_attribute as (
 
-        select * from new_events
+        select
+            new_events.*,
+            cast(null as {{ dbt.type_string() }}) as previous_visitor_id
+        from new_events
 
     ),
 {%- endif %}
@@ -403,7 +433,9 @@ final as (
         detail,
         attributed_by_type,
         attributed_by_key,
-        {{ cdp_event_fingerprint('event_id', 'occurred_at', 'loaded_at') }} as event_fingerprint
+        {{ cdp_event_fingerprint('event_id', 'occurred_at', 'loaded_at') }} as event_fingerprint,
+        previous_visitor_id,
+        cast({{ build_number }} as {{ dbt.type_bigint() }}) as written_in_build
     from attributed
 
 )

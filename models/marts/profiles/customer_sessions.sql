@@ -4,14 +4,17 @@
     devices once stitched) or, for events no customer claims, the anonymous id. A session crossing
     midnight stays one session.
 
-    Incremental, per visitor. Each session keeps how many events it has and a fingerprint of them (the
-    sum of their customer_events.event_fingerprint). A build compares, per visitor, the stored counts and
-    fingerprints with those of customer_events (one GROUP BY over its page and track events), and
-    sessionises again only the visitors that differ: new or late events, events re-attributed by a
-    merge or a split, erased events. Their stored sessions are replaced whole (strategy
-    cdp_replace_keys); a visitor left with no events (merged into another customer) sends a row with no
-    session_id, which only deletes its sessions. A full refresh gives the same table. The timeout of the
-    last build is kept in customer_sessions__state; a build with another one sessionises every visitor.
+    Incremental, per visitor. A build sessionises again only the visitors with new or late events,
+    events re-attributed by a merge or a split, or erased events. customer_events names them: the
+    visitors of the rows its latest build wrote, before and after (cdp_events_changed_since). When it
+    cannot (a full refresh or a skipped build of customer_events, var cdp_verify_incremental), each
+    visitor's stored event count and fingerprint (the sum of customer_events.event_fingerprint, kept on
+    each session) is compared with customer_events' (one GROUP BY over its page and track events).
+    Their stored sessions are replaced whole (strategy cdp_replace_keys); every such visitor also sends a
+    row with no session_id, which only deletes: a visitor left with no events (merged into another
+    customer) loses its sessions. A full refresh gives the same table. The timeout and the
+    customer_events build of the last build are kept in customer_sessions__state; a build with another
+    timeout sessionises every visitor.
 -#}
 {{ config(
     materialized='incremental',
@@ -19,10 +22,13 @@
     unique_key='visitor_id',
     cdp_tombstone_column='session_id',
     on_schema_change='fail',
-    post_hook=["{{ cdp_save_state(this, {'session_timeout_minutes': cdp_session_timeout_minutes()}) }}"],
+    post_hook=["{{ cdp_save_state(this, {
+        'session_timeout_minutes': cdp_session_timeout_minutes(),
+        'events_build': cdp_customer_events_latest_build(ref('customer_events'))}) }}"],
 ) }}
 
 {%- set resessionise_all = false %}
+{%- set changed_since = none %}
 {%- if is_incremental() %}
     {%- do cdp_check_incremental_columns(this, ['visitor_id', 'event_fingerprint']) %}
     {#- The timeout the stored sessions were cut with (customer_sessions__state): another one (or none
@@ -30,6 +36,9 @@
     {%- set state = cdp_read_state(this, ['session_timeout_minutes']) %}
     {%- set resessionise_all = execute and (state is none
         or state.session_timeout_minutes | int != cdp_session_timeout_minutes()) %}
+    {%- if not resessionise_all %}
+        {%- set changed_since = cdp_events_changed_since(this, ref('customer_events')) %}
+    {%- endif %}
 {%- endif %}
 
 with
@@ -63,7 +72,7 @@ visitors as (
                 or lower(events.user_agent) like '%iphone%' then 'mobile'
             else 'desktop'
         end as device_type,
-        coalesce(events.customer_id, 'anonymous:' || events.anonymous_id) as visitor_id,
+        {{ cdp_visitor_id('events.customer_id', 'events.anonymous_id') }} as visitor_id,
         events.event_fingerprint
     from events
     where events.customer_id is not null or events.anonymous_id is not null
@@ -71,38 +80,63 @@ visitors as (
 ),
 
 {%- if is_incremental() %}
+    {#- customer_events is read by name below, not through `visitors`: a CTE read twice is materialised
+        whole. #}
+    {%- if changed_since is not none %}
 
-    current_visitors as (  -- noqa: ST03
+        event_changes as (
+            {#- The page and track rows customer_events wrote since this table was built: the visitor each
+                event belongs to now and the one it belonged to before. -#}
+            select
+                {{ cdp_visitor_id('written.customer_id', 'written.anonymous_id') }} as visitor_id,
+                written.previous_visitor_id
+            from {{ ref('customer_events') }} as written
+            where written.written_in_build > {{ changed_since }} and written.event_type in ('page', 'track')
 
-        select
-            visitor_id,
-            count(*) as events,
-            sum(event_fingerprint) as event_fingerprint
-        from visitors
-        group by visitor_id
+        ),
 
-    ),
+        changed_visitors as (
 
-    stored_visitors as (  -- noqa: ST03
+            select visitor_id from event_changes where visitor_id is not null
+            union
+            select previous_visitor_id as visitor_id from event_changes where previous_visitor_id is not null
 
-        select
-            visitor_id,
-            sum(events) as events,
-            sum(event_fingerprint) as event_fingerprint
-        from {{ this }}
-        group by visitor_id
+        ),
+    {%- else %}
 
-    ),
+        current_visitors as (  -- noqa: ST03
 
-    changed_visitors as (
-        {#- The CTEs above are read inside cdp_changed_keys (hence their noqa). #}
-        select
-            changed.visitor_id,
-            changed.is_gone
-        from ({{ cdp_changed_keys(
-            'current_visitors', 'stored_visitors', 'visitor_id', 'events', none, resessionise_all) }}) as changed
+            select
+                {{ cdp_visitor_id('counted.customer_id', 'counted.anonymous_id') }} as visitor_id,
+                count(*) as events,
+                sum(counted.event_fingerprint) as event_fingerprint
+            from {{ ref('customer_events') }} as counted
+            where
+                counted.event_type in ('page', 'track')
+                and (counted.customer_id is not null or counted.anonymous_id is not null)
+            group by {{ cdp_visitor_id('counted.customer_id', 'counted.anonymous_id') }}
 
-    ),
+        ),
+
+        stored_visitors as (  -- noqa: ST03
+
+            select
+                visitor_id,
+                sum(events) as events,
+                sum(event_fingerprint) as event_fingerprint
+            from {{ this }}
+            group by visitor_id
+
+        ),
+
+        changed_visitors as (
+            {#- The CTEs above are read inside cdp_changed_keys (hence their noqa). #}
+            select changed.visitor_id
+            from ({{ cdp_changed_keys(
+                'current_visitors', 'stored_visitors', 'visitor_id', 'events', resessionise_all) }}) as changed
+
+        ),
+    {%- endif %}
 
     to_sessionise as (
 
@@ -112,16 +146,6 @@ visitors as (
 
     ),
 {%- else %}
-
-    changed_visitors as (
-        {#- A full build: every visitor is sessionised, none is gone. #}
-        select
-            visitor_id,
-            false as is_gone
-        from visitors
-        where 1 = 0
-
-    ),
 
     to_sessionise as (
 
@@ -217,33 +241,37 @@ final as (
         event_fingerprint
     from sessions
 
-),
-
-tombstones as (
-    {#- A visitor with no events left: a row that only deletes its stored sessions. #}
-    select
-        cast(null as {{ dbt.type_string() }}) as session_id,
-        visitor_id,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as {{ dbt.type_string() }}) as anonymous_id,
-        cast(null as {{ dbt.type_bigint() }}) as session_number,
-        cast(null as {{ dbt.type_timestamp() }}) as started_at,
-        cast(null as {{ dbt.type_timestamp() }}) as ended_at,
-        cast(null as {{ dbt.type_bigint() }}) as duration_seconds,
-        cast(null as {{ dbt.type_bigint() }}) as events,
-        cast(null as {{ dbt.type_bigint() }}) as page_views,
-        cast(null as {{ dbt.type_string() }}) as landing_page_url,
-        cast(null as {{ dbt.type_string() }}) as referrer,
-        cast(null as {{ dbt.type_string() }}) as utm_source,
-        cast(null as {{ dbt.type_string() }}) as utm_medium,
-        cast(null as {{ dbt.type_string() }}) as utm_campaign,
-        cast(null as {{ dbt.type_string() }}) as device_type,
-        cast(null as {{ dbt.type_bigint() }}) as event_fingerprint
-    from changed_visitors
-    where is_gone
-
 )
+{%- if is_incremental() %},
+
+    tombstones as (
+        {#- Per visitor sessionised again, a row that only deletes its stored sessions: all of them go, also
+            when the visitor has no events left. #}
+        select
+            cast(null as {{ dbt.type_string() }}) as session_id,
+            visitor_id,
+            cast(null as {{ dbt.type_string() }}) as customer_id,
+            cast(null as {{ dbt.type_string() }}) as anonymous_id,
+            cast(null as {{ dbt.type_bigint() }}) as session_number,
+            cast(null as {{ dbt.type_timestamp() }}) as started_at,
+            cast(null as {{ dbt.type_timestamp() }}) as ended_at,
+            cast(null as {{ dbt.type_bigint() }}) as duration_seconds,
+            cast(null as {{ dbt.type_bigint() }}) as events,
+            cast(null as {{ dbt.type_bigint() }}) as page_views,
+            cast(null as {{ dbt.type_string() }}) as landing_page_url,
+            cast(null as {{ dbt.type_string() }}) as referrer,
+            cast(null as {{ dbt.type_string() }}) as utm_source,
+            cast(null as {{ dbt.type_string() }}) as utm_medium,
+            cast(null as {{ dbt.type_string() }}) as utm_campaign,
+            cast(null as {{ dbt.type_string() }}) as device_type,
+            cast(null as {{ dbt.type_bigint() }}) as event_fingerprint
+        from changed_visitors
+
+    )
+{%- endif %}
 
 select * from final
-union all
-select * from tombstones
+{%- if is_incremental() %}
+    union all
+    select * from tombstones
+{%- endif %}
