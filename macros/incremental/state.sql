@@ -19,8 +19,8 @@
 {#- The state row of the last build as {column: value as text}, or none when there is none. -#}
 {% macro cdp_read_state(relation, columns) -%}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
-    {%- set state = adapter.get_relation(
-        database=relation.database, schema=relation.schema, identifier=relation.identifier ~ '__state') -%}
+    {%- set name = cdp_state_relation(relation) -%}
+    {%- set state = adapter.get_relation(database=name.database, schema=name.schema, identifier=name.identifier) -%}
     {%- if state is none -%}{{ return(none) }}{%- endif -%}
     {%- set have = adapter.get_columns_in_relation(state) | map(attribute='name') | map('lower') | list -%}
     {%- set selected = [] -%}
