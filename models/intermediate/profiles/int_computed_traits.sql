@@ -29,7 +29,7 @@
 {%- set follow_windows = false %}
 {%- if is_incremental() %}
     {%- set previous = cdp_computed_traits_previous_build(this) %}
-    {#- Windows only move when as_of did; then the events that crossed an edge are counted. #}
+    {#- Windows only move when as_of did; then the customers with an event that crossed an edge are found. #}
     {%- set follow_windows = windows and previous.as_of_moved and not previous.recompute_all %}
     {%- set changed_since = none %}
     {%- if not previous.recompute_all %}
@@ -96,8 +96,8 @@ reference_time as (
         ),
 
         changed_customers as (
-            {#- previous_visitor_id is a customer id or a device's visitor id, which matches no customer
-                (its row only deletes nothing). -#}
+            {#- previous_visitor_id is a customer id or a device's visitor id; the latter matches no
+                customer, so its row (with no event_count) deletes nothing. -#}
             select customer_id from event_changes where customer_id is not null
             union
             select previous_visitor_id as customer_id from event_changes where previous_visitor_id is not null
