@@ -7,6 +7,12 @@
     {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__state'})) }}
 {%- endmacro %}
 
+{#- The lower-case column names of a relation (empty when it does not exist): what a stored table or state
+    row holds, for the checks of incremental builds. -#}
+{% macro cdp_column_names(relation) -%}
+    {{ return(adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list) }}
+{%- endmacro %}
+
 {#- Post-hook SQL: replace the state with one row, {column: SQL expression}. -#}
 {% macro cdp_save_state(relation, values) -%}
     {%- set columns = [] -%}
@@ -22,7 +28,7 @@
     {%- set name = cdp_state_relation(relation) -%}
     {%- set state = adapter.get_relation(database=name.database, schema=name.schema, identifier=name.identifier) -%}
     {%- if state is none -%}{{ return(none) }}{%- endif -%}
-    {%- set have = adapter.get_columns_in_relation(state) | map(attribute='name') | map('lower') | list -%}
+    {%- set have = cdp_column_names(state) -%}
     {%- set selected = [] -%}
     {%- for column in columns -%}
         {%- if column not in have -%}{{ return(none) }}{%- endif -%}

@@ -327,7 +327,7 @@
 {% macro cdp_computed_traits_previous_build(relation) -%}
     {%- set previous = {'as_of': 'null', 'recompute_all': true, 'as_of_moved': true} -%}
     {%- if not execute -%}{{ return(previous) }}{%- endif -%}
-    {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- set have = cdp_column_names(relation) -%}
     {%- set state = cdp_read_state(relation, ['as_of', 'traits_signature']) -%}
     {%- if state is none or state.as_of is none or 'event_count' not in have or 'event_fingerprint' not in have -%}
         {{ return(previous) }}

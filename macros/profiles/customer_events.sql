@@ -38,7 +38,7 @@
     existed is rebuilt with --full-refresh (the message says so). -#}
 {% macro cdp_check_incremental_columns(relation, columns) -%}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
-    {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- set have = cdp_column_names(relation) -%}
     {%- set missing = [] -%}
     {%- for column in columns -%}
         {%- if column not in have -%}{%- do missing.append(column) -%}{%- endif -%}
@@ -138,7 +138,7 @@
     none)}, or none (no table, no rows, or a table from before column written_in_build). -#}
 {% macro cdp_customer_events_builds(relation) -%}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
-    {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {%- set have = cdp_column_names(relation) -%}
     {%- if 'written_in_build' not in have -%}{{ return(none) }}{%- endif -%}
     {%- set row = run_query(
         'select min(written_in_build), max(written_in_build) from ' ~ relation).rows[0] -%}
