@@ -71,10 +71,18 @@
     {{ return(since) }}
 {%- endmacro %}
 
-{#- The where clause that keeps one branch of customer_events to its new and late rows. -#}
+{#- The where clause that keeps one branch of customer_events to its new and late rows. `loaded_at` lists
+    the columns that say when a row landed, the first one set winning. The condition on the first column
+    alone follows from the one on all of them; it is added because an engine can push a comparison of a
+    bare column into the scan (DuckDB then reads the other columns of the passing rows only), which it
+    cannot do with a coalesce. -#}
 {% macro cdp_customer_events_window(since, event_type, loaded_at) -%}
     {%- if event_type in since -%}
-        where {{ loaded_at }} is null or {{ loaded_at }} >= {{ since[event_type] }}
+        {%- set landed = loaded_at[0] if loaded_at | length == 1 else 'coalesce(' ~ loaded_at | join(', ') ~ ')' -%}
+        where ({{ landed }} is null or {{ landed }} >= {{ since[event_type] }})
+        {%- if loaded_at | length > 1 %}
+            and ({{ loaded_at[0] }} is null or {{ loaded_at[0] }} >= {{ since[event_type] }})
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 

@@ -144,7 +144,7 @@ new_events as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from pages
-    {{ cdp_customer_events_window(since, 'page', 'coalesce(loaded_at, received_at, occurred_at)') }}
+    {{ cdp_customer_events_window(since, 'page', ['loaded_at', 'received_at', 'occurred_at']) }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -170,7 +170,7 @@ new_events as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from tracks
-    {{ cdp_customer_events_window(since, 'track', 'coalesce(loaded_at, received_at, occurred_at)') }}
+    {{ cdp_customer_events_window(since, 'track', ['loaded_at', 'received_at', 'occurred_at']) }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -196,7 +196,7 @@ new_events as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         cast(null as {{ dbt.type_string() }}) as detail
     from identifies
-    {{ cdp_customer_events_window(since, 'identify', 'coalesce(loaded_at, received_at, occurred_at)') }}
+    {{ cdp_customer_events_window(since, 'identify', ['loaded_at', 'received_at', 'occurred_at']) }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -222,7 +222,7 @@ new_events as (
         net_amount as revenue,
         currency as detail
     from orders
-    {{ cdp_customer_events_window(since, 'order', 'coalesce(updated_at, created_at)') }}
+    {{ cdp_customer_events_window(since, 'order', ['updated_at', 'created_at']) }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -248,7 +248,7 @@ new_events as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         campaign_name as detail
     from email_events
-    {{ cdp_customer_events_window(since, 'email', 'occurred_at') }}
+    {{ cdp_customer_events_window(since, 'email', ['occurred_at']) }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
@@ -274,7 +274,7 @@ new_events as (
         cast(null as {{ dbt.type_numeric() }}) as revenue,
         consent_source as detail
     from consent_events
-    {{ cdp_customer_events_window(since, 'consent', 'occurred_at') }}
+    {{ cdp_customer_events_window(since, 'consent', ['occurred_at']) }}
         {%- endset %}
         {%- do branches.append(branch) %}
     {%- endif %}
