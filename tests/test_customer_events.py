@@ -91,6 +91,25 @@ def written(database: Path) -> dict[str, tuple[int, str | None]]:
     return {key: (row["written_in_build"], row["previous_visitor_id"]) for key, row in rows.items()}
 
 
+def events_sql(target: Path) -> str:
+    """The SQL the last build ran for customer_events."""
+    return (target / "compiled" / "cdp" / "models" / "marts" / "profiles" / "customer_events.sql").read_text()
+
+
+def unmatched_keys(database: Path) -> set[int]:
+    """customer_events__unmatched: the identifier keys that could claim stored events."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return {
+            key
+            for (key,) in con.execute(
+                "select identifier_key from marts.customer_events__unmatched"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+
+
 def reader_sql(target: Path) -> dict[str, str]:
     """The SQL the last build ran for customer_sessions and int_computed_traits."""
     return {name: (target / "compiled" / "cdp" / path).read_text() for name, path in READERS.items()}
@@ -149,6 +168,8 @@ class Timeline:
     traits_checkpoints: dict[str, tuple[Rows, Rows]]  # (incremental, full refresh) int_computed_traits
     written_after_merge: dict[str, tuple[int, str | None]]  # customer_events' bookkeeping after build 2
     reader_sql: dict[str, str]  # the SQL build 3 ran for customer_sessions and int_computed_traits
+    unmatched_after: list[set[int]]  # customer_events__unmatched after builds 1 and 2
+    events_sql: list[str]  # the SQL builds 2 and 3 ran for customer_events
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +231,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     sessions_after.append(sessions(db))
     customers["ann"] = customer_of(db, "user_id", "u-ann")
     customers["dev_ann"] = customer_of(db, "anonymous_id", "dev-ann")
+    unmatched_after = [unmatched_keys(db)]
 
     # Build 2 (day 4): Ann logs in on the device (a merge); Bob signs up with his email (an identifier
     # new to the graph); Ann's order is refunded (a new version of an old event, loaded again by its
@@ -251,10 +273,14 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     sessions_after.append(sessions(db))
     customers["bob"] = customer_of(db, "user_id", "u-bob")
     written_after_merge = written(db)
+    unmatched_after.append(unmatched_keys(db))
+    built_sql = [events_sql(dbt_target)]
 
-    # Build 3 (day 8): more browsing on the linked device and an email; nothing changes identity.
+    # Build 3 (day 8): more browsing on the linked device, a new device and an email; no identifier
+    # changes customer, and the new device's id is on no stored event.
     # (Newer rows of build 2 moved the windows past day 3, so build 3 reloads none of build 1's rows.)
     ids["ann_page_8"] = page(raw, 8, "dev-ann")
+    ids["new_page_8"] = page(raw, 8.1, "dev-new")
     raw.insert(
         "esp.email_events",
         [{"event_id": "em-3", "email": "ann@mail.org", "event_type": "open", "occurred_at": at(8 * DAY)}],
@@ -264,6 +290,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     after.append(events(db))
     sessions_after.append(sessions(db))
     build_3_sql = reader_sql(dbt_target)
+    built_sql.append(events_sql(dbt_target))
 
     # A full refresh on a copy, then one more incremental build with no new data on the original.
     copy = root / "full_refresh.duckdb"
@@ -316,6 +343,8 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
         traits,
         written_after_merge,
         build_3_sql,
+        unmatched_after,
+        built_sql,
     )
 
 
@@ -353,6 +382,30 @@ def test_an_identifier_new_to_the_graph_claims_its_stored_events(timeline: Timel
     assert second["consent:cs-bob"]["attributed_by_type"] == "email"
 
 
+def test_only_identifiers_stored_events_carry_unmatched_are_probed(timeline: Timeline) -> None:
+    """Bob's email is on his consent alone in build 1, so it is kept; build 2 probes the stored events
+    for it (and finds the consent, above). Build 3's new device is on no stored event: no probe."""
+    db = timeline.database
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (bob_email,) = con.execute(
+            "select identifier_key from marts.identity_graph where identifier_type = 'email' and identifier_value = ?",
+            ["bob@mail.org"],
+        ).fetchone()
+        (new_device,) = con.execute(
+            "select identifier_key from marts.identity_graph where identifier_type = 'anonymous_id' "
+            "and identifier_value = 'dev-new'"
+        ).fetchone()
+    finally:
+        con.close()
+    first, second = timeline.unmatched_after
+    assert first == {bob_email}  # every other event of build 1 is attributed by its strongest identifier
+    assert bob_email in second and new_device not in unmatched_keys(db)
+    build_2, build_3 = timeline.events_sql
+    assert "stored.email in" in build_2
+    assert "stored.anonymous_id in" not in build_3 and "stored.email in" not in build_3
+
+
 def test_a_new_version_of_an_old_order_replaces_it(timeline: Timeline) -> None:
     first, second = timeline.after[0]["order:o-1"], timeline.after[1]["order:o-1"]
     assert (first["event_name"], first["revenue"]) == ("order_completed", 100)
@@ -365,7 +418,7 @@ def test_incremental_builds_equal_a_full_refresh(timeline: Timeline) -> None:
     assert set(incremental) == set(full)
     different = {key: (incremental[key], full[key]) for key in full if incremental[key] != full[key]}
     assert not different, different
-    assert len(full) == 16
+    assert len(full) == 17
 
 
 def test_a_rerun_without_new_data_changes_nothing(timeline: Timeline) -> None:

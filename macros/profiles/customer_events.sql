@@ -34,6 +34,51 @@
     {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__graph'})) }}
 {%- endmacro %}
 
+{#- Where customer_events keeps the keys (identifier_key) of the identifiers its events carry that could
+    change their attribution on entering the graph: those stronger than the identifier that attributed
+    the event (all of them for an unattributed event). Each was unknown to the graph when its row was
+    written, or it would have attributed the event; a weaker one cannot change the attribution, and a
+    row whose attributing identifier leaves the graph is written again (and its identifiers recorded).
+    A build probes the stored events only for the new identifiers of the graph that are in this table,
+    usually none: new visitors bring anonymous ids no stored event carries. -#}
+{% macro cdp_customer_events_unmatched(relation) -%}
+    {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__unmatched'})) }}
+{%- endmacro %}
+
+{#- SELECT of the identifier keys of cdp_customer_events_unmatched on the rows of `events` meeting
+    `condition`. Identifier types strongest first, as customer_events attributes. -#}
+{% macro cdp_unmatched_identifiers_sql(events, condition) -%}
+    {%- set types = ['user_id', 'email', 'phone', 'anonymous_id'] -%}
+    {%- set branches = [] -%}
+    {%- for identifier_type in types -%}
+        {%- set weaker = types[loop.index:] -%}
+        {%- set stronger_than = 'attributed_by_type is null' -%}
+        {%- if weaker -%}
+            {%- set stronger_than = stronger_than ~ ' or attributed_by_type in (' ~ cdp_sql_strings(weaker) ~ ')' -%}
+        {%- endif -%}
+        {%- set branch = 'select ' ~ cdp_identifier_key("'" ~ identifier_type ~ "'", identifier_type)
+            ~ ' as identifier_key from ' ~ events ~ ' where ' ~ condition ~ ' and ' ~ identifier_type
+            ~ ' is not null and (' ~ stronger_than ~ ')' -%}
+        {%- do branches.append(branch) -%}
+    {%- endfor -%}
+    select distinct identifier_key from ({{ branches | join(' union all ') }}) as carried
+{%- endmacro %}
+
+{#- Post-hook: keep cdp_customer_events_unmatched. The rows the build wrote carry the latest build number;
+    a full refresh (or a missing table) records every row. -#}
+{% macro cdp_keep_unmatched_identifiers(relation) -%}
+    {%- set side = cdp_customer_events_unmatched(relation) -%}
+    {%- set existing = adapter.get_relation(database=side.database, schema=side.schema, identifier=side.identifier) -%}
+    {%- if existing is none or flags.FULL_REFRESH -%}
+        {{ return(cdp_replace_table(side, cdp_unmatched_identifiers_sql(relation, '1 = 1'))) }}
+    {%- endif -%}
+    {%- set latest = 'written_in_build = (select max(written_in_build) from ' ~ relation ~ ')' -%}
+    {{ return(
+        'insert into ' ~ side ~ ' select written.identifier_key from ('
+        ~ cdp_unmatched_identifiers_sql(relation, latest) ~ ') as written where written.identifier_key not in '
+        ~ '(select kept.identifier_key from ' ~ side ~ ' as kept)') }}
+{%- endmacro %}
+
 {#- Columns an incremental build of `relation` needs in the stored table; a table built before they
     existed is rebuilt with --full-refresh (the message says so). -#}
 {% macro cdp_check_incremental_columns(relation, columns) -%}
@@ -96,20 +141,24 @@
 {%- endmacro %}
 
 {#- SQL of the identifiers new to the graph since the snapshot: stored events carrying one may now
-    belong to its customer. -#}
-{% macro cdp_added_identifiers_sql(graph, snapshot) -%}
+    belong to its customer. With `unmatched` (cdp_customer_events_unmatched), only those a stored event
+    carries where they could change its attribution. -#}
+{% macro cdp_added_identifiers_sql(graph, snapshot, unmatched=none) -%}
     select
         graph.identifier_type,
         graph.identifier_value
     from {{ graph }} as graph
     left join {{ snapshot }} as previous_graph on graph.identifier_key = previous_graph.identifier_key
     where previous_graph.identifier_key is null
+    {%- if unmatched is not none %}
+        and graph.identifier_key in (select carried.identifier_key from {{ unmatched }} as carried)
+    {%- endif %}
 {%- endmacro %}
 
 {#- Which kinds of change there are: 'moved' and/or the types of added identifiers (a list). The model
     only looks for stored events touched by a kind that exists, so a build that changed no identity
     does not read the stored events at all. -#}
-{% macro cdp_identity_changes(graph, snapshot) -%}
+{% macro cdp_identity_changes(graph, snapshot, unmatched=none) -%}
     {%- set kinds = [] -%}
     {%- if execute -%}
         {%- set rows = run_query(
@@ -117,7 +166,7 @@
              from (" ~ cdp_moved_identifiers_sql(graph, snapshot) ~ ") as moved
              union all
              select identifier_type as kind, count(*) as identifiers
-             from (" ~ cdp_added_identifiers_sql(graph, snapshot) ~ ") as added
+             from (" ~ cdp_added_identifiers_sql(graph, snapshot, unmatched) ~ ") as added
              group by identifier_type") -%}
         {%- for row in rows -%}
             {%- if row[1] | int > 0 -%}{%- do kinds.append(row[0]) -%}{%- endif -%}

@@ -14,7 +14,9 @@
          the graph (it may be stronger than the one that attributed them). Both are found by comparing
          identity_graph with the graph of the previous build (customer_events__graph, written by the
          post-hook), so re-attribution joins the stored events to a small set of changed identifiers
-         and never rereads the staging models.
+         and never rereads the staging models. New identifiers are first matched with those stored
+         events carry above their attributing one (customer_events__unmatched, also kept by the
+         post-hook): usually none are, and the stored events are not read for them.
     A full refresh attributes every event the same way, so both paths give the same table.
 
     Each build has a number, one more than the last (written_in_build), on every row it writes; a row it
@@ -30,6 +32,7 @@
     post_hook=[
         "{{ cdp_replace_table(cdp_customer_events_snapshot(this),
             'select identifier_key, customer_id from ' ~ ref('identity_graph')) }}",
+        "{{ cdp_keep_unmatched_identifiers(this) }}",
     ],
 ) }}
 
@@ -52,8 +55,11 @@
     {%- set since = cdp_customer_events_since(this) %}
     {%- set snapshot = adapter.get_relation(
         database=this.database, schema=this.schema, identifier=this.identifier ~ '__graph') %}
+    {%- set unmatched = cdp_customer_events_unmatched(this) %}
+    {%- set unmatched = adapter.get_relation(
+        database=unmatched.database, schema=unmatched.schema, identifier=unmatched.identifier) %}
     {%- if snapshot is not none %}
-        {%- set changes = cdp_identity_changes(ref('identity_graph'), snapshot) %}
+        {%- set changes = cdp_identity_changes(ref('identity_graph'), snapshot, unmatched) %}
     {%- endif %}
 {%- endif %}
 
@@ -303,7 +309,7 @@ new_events as (
             select
                 added.identifier_type,
                 added.identifier_value
-            from ({{ cdp_added_identifiers_sql(ref('identity_graph'), snapshot) }}) as added
+            from ({{ cdp_added_identifiers_sql(ref('identity_graph'), snapshot, unmatched) }}) as added
 
         ),
 
