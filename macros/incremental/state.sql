@@ -26,7 +26,7 @@
 {% macro cdp_read_state(relation, columns) -%}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
     {%- set name = cdp_state_relation(relation) -%}
-    {%- set state = adapter.get_relation(database=name.database, schema=name.schema, identifier=name.identifier) -%}
+    {%- set state = load_cached_relation(name) -%}
     {%- if state is none -%}{{ return(none) }}{%- endif -%}
     {%- set have = cdp_column_names(state) -%}
     {%- set selected = [] -%}

@@ -68,8 +68,7 @@
     a full refresh (or a missing table) records every row. -#}
 {% macro cdp_keep_unmatched_identifiers(relation) -%}
     {%- set side = cdp_customer_events_unmatched(relation) -%}
-    {%- set existing = adapter.get_relation(database=side.database, schema=side.schema, identifier=side.identifier) -%}
-    {%- if existing is none or flags.FULL_REFRESH -%}
+    {%- if load_cached_relation(side) is none or flags.FULL_REFRESH -%}
         {{ return(cdp_replace_table(side, cdp_unmatched_identifiers_sql(relation, '1 = 1'))) }}
     {%- endif -%}
     {%- set latest = 'written_in_build = (select max(written_in_build) from ' ~ relation ~ ')' -%}

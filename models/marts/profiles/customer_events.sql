@@ -53,11 +53,8 @@
         'loaded_at', 'attributed_by_type', 'attributed_by_key', 'event_fingerprint', 'previous_visitor_id',
         'written_in_build']) %}
     {%- set since = cdp_customer_events_since(this) %}
-    {%- set snapshot = adapter.get_relation(
-        database=this.database, schema=this.schema, identifier=this.identifier ~ '__graph') %}
-    {%- set unmatched = cdp_customer_events_unmatched(this) %}
-    {%- set unmatched = adapter.get_relation(
-        database=unmatched.database, schema=unmatched.schema, identifier=unmatched.identifier) %}
+    {%- set snapshot = load_cached_relation(cdp_customer_events_snapshot(this)) %}
+    {%- set unmatched = load_cached_relation(cdp_customer_events_unmatched(this)) %}
     {%- if snapshot is not none %}
         {%- set changes = cdp_identity_changes(ref('identity_graph'), snapshot, unmatched) %}
     {%- endif %}
