@@ -1,6 +1,6 @@
 """Profiles and segments: build time of each model against one GROUP BY scan of customer_events, and
-the incremental run (customer_events, customer_sessions, int_computed_traits) on a small batch of new events against the
-full build.
+the incremental run (customer_events, customer_sessions, int_computed_traits, int_golden_records) on a
+small batch of new events against the full build.
 
     python benchmarks/bench_profiles.py                       # 100k customers (~2.4M events)
     python benchmarks/bench_profiles.py --customers 1000000   # 1M customers (~24M events)
@@ -14,7 +14,7 @@ Steps, all on one warehouse file:
    consent events) in a side schema: that is the "new batch" of step 5.
 2. Build staging and identity (`dbt build`, one thread, data tests included): the staging models'
    times are reported too, since customer_events reads them.
-3. `dbt run --threads 1 --full-refresh --select customer_events+ int_profile_attributes`: each model's
+3. `dbt run --threads 1 --full-refresh --select customer_events+ int_profile_attributes+`: each model's
    time in run_results.json is its own.
 4. The baseline, in the same run and on the same file: one pass over customer_events,
    `create table as select customer_id, count(*), min, max, sum ... group by customer_id`. Each ratio
@@ -22,8 +22,9 @@ Steps, all on one warehouse file:
 5. The held-back batch lands; staging and identity are rebuilt (not timed), then the same `dbt run`
    without --full-refresh: customer_events loads the batch (plus the lookback) and re-attributes what
    the batch merged or split; customer_sessions sessionises again the visitors whose events changed,
-   int_computed_traits recomputes the customers whose events changed or crossed a window's edge.
-   With `--verify` (default), a full refresh of the three afterwards must give the same rows.
+   int_computed_traits recomputes the customers whose events changed or crossed a window's edge,
+   int_golden_records chooses again for the customers whose profile observations changed.
+   With `--verify` (default), a full refresh of the four afterwards must give the same rows.
 """
 
 from __future__ import annotations
@@ -87,10 +88,11 @@ INCREMENTAL_MODELS = {
     "customer_events": "marts",
     "customer_sessions": "marts",
     "int_computed_traits": "intermediate",
+    "int_golden_records": "intermediate",
 }
 # Columns about the build that wrote a row, which a full refresh sets differently by design.
 BOOKKEEPING_COLUMNS = {"customer_events": "previous_visitor_id, written_in_build"}
-PROFILE_MODELS = ["--select", "customer_events+", "int_profile_attributes", "--exclude", "test_type:unit"]
+PROFILE_MODELS = ["--select", "customer_events+", "int_profile_attributes+", "--exclude", "test_type:unit"]
 # The event-grain models (one row per event or session); the rest are the profile and segment models
 # proper, one row per customer or fewer.
 TIMELINE_MODELS = ("customer_events", "customer_sessions")

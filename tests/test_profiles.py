@@ -189,6 +189,25 @@ def write_changes(raw: RawData) -> None:
         ],
     )
     raw.identify(2000, user_id="u-nina", email="nina@mail.org")  # a new sign-up
+    # A new version of sam's CRM contact: the golden record chooses again for sam only.
+    raw.insert(
+        "crm.contacts",
+        [
+            {
+                "contact_id": "C00000001",
+                "user_id": "u-sam",
+                "email": "sam@crm.org",
+                "first_name": "Samuel",
+                "last_name": "Crm",
+                "company": "Acme Ltd",
+                "city": "Leeds",
+                "country": "GB",
+                "created_at": at(-1000),
+                "updated_at": at(1500),
+                "is_deleted": False,
+            }
+        ],
+    )
     # Suppressed by email, written as people type it: trimmed and lower-cased before matching.
     raw.execute(
         "insert into seeds.suppression_list values ('email', ' SAM@New.org ', 'asked to be forgotten')"
@@ -232,6 +251,58 @@ def test_survivorship_source_priority_most_recent_most_frequent(world: World) ->
     assert sam["email"] == "sam@new.org"  # most recent observation
     assert sam["city"] == "Paris"  # most recent: the orders are newer than the CRM record
     assert sam["country"] == "FR"  # most frequent: two orders against one CRM record
+
+
+def golden_records(database: Path) -> list[tuple]:
+    return query(database, "select * from intermediate.int_golden_records order by customer_id")
+
+
+def test_golden_records_follow_changed_observations_and_equal_a_full_refresh(
+    world: World, tmp_path: Path
+) -> None:
+    assert traits(world.second, "u-sam")["company"] == "Acme Ltd"  # the contact's new version
+    full = tmp_path / "full.duckdb"
+    shutil.copy(world.second, full)
+    dbt_build(full, tmp_path / "target", "--select", "int_golden_records", "--full-refresh", "--vars", VARS)
+    assert golden_records(world.second) == golden_records(full)
+
+
+def test_golden_records_choose_again_only_for_changed_customers(world: World, tmp_path: Path) -> None:
+    """A stored row whose observations are unchanged is kept as it is; one whose count or fingerprint
+    differs is chosen again. Survivorship rules that change choose again for everyone."""
+    db = tmp_path / "cdp.duckdb"
+    shutil.copy(world.first, db)
+    con = duckdb.connect(str(db))
+    try:
+        for user_id, change in (
+            ("u-h000", "first_name = 'Kept'"),
+            ("u-h001", "first_name = 'Chosen again', observation_fingerprint = observation_fingerprint + 1"),
+        ):
+            con.execute(
+                f"update intermediate.int_golden_records set {change} where customer_id = "
+                "(select customer_id from marts.customer_traits where user_id = ?)",
+                [user_id],
+            )
+    finally:
+        con.close()
+    select = ["--select", "int_golden_records", "customer_traits"]
+    dbt_build(db, tmp_path / "target", *select, "--vars", VARS)
+    assert traits(db, "u-h000")["first_name"] == "Kept"
+    assert traits(db, "u-h001")["first_name"] is None  # identifies with no name: nothing survives
+    assert traits(db, "u-h001")["email"] == "h001@mail.org"
+
+    rules = VARS[:-1] + (
+        ", cdp_survivorship: {email: most_frequent, phone: most_recent, first_name: most_recent,"
+        " last_name: source_priority, company: source_priority, city: most_recent, country: most_frequent}}"
+    )
+    dbt_build(db, tmp_path / "target", *select, "--vars", rules)
+    assert traits(db, "u-h000")["first_name"] is None
+    assert traits(db, "u-sam")["first_name"] == "Sammy"  # most recent now, not the CRM's
+    assert traits(db, "u-sam")["email"] == "u-sam@mail.org"  # on both orders: the most frequent now
+    full = tmp_path / "full.duckdb"
+    shutil.copy(db, full)
+    dbt_build(full, tmp_path / "target", *select, "--full-refresh", "--vars", rules)
+    assert golden_records(db) == golden_records(full)
 
 
 def test_lifetime_value_is_net_of_refunds_without_cancelled_or_pending(world: World) -> None:

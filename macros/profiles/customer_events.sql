@@ -179,9 +179,18 @@
     has new, late, reloaded, moved or erased events. Below 2^31, so a sum over anyone stays within a
     bigint on every engine. -#}
 {% macro cdp_event_fingerprint(event_id, occurred_at, loaded_at) -%}
-    {%- set when = "coalesce(cast(" ~ occurred_at ~ " as " ~ dbt.type_string() ~ "), '') || '/' || coalesce(cast("
-        ~ loaded_at ~ " as " ~ dbt.type_string() ~ "), '')" -%}
-    ({{ cdp_identifier_key(event_id, when) }} % 2147483647)
+    {{ return(cdp_fingerprint(event_id, [occurred_at, loaded_at])) }}
+{%- endmacro %}
+
+{#- A hash of a row below 2^31: `key` (a non-null string) and the `details` that say which version of it
+    (any type, null allowed). Incremental models sum it per key to tell which keys' input rows changed
+    (cdp_changed_keys). -#}
+{% macro cdp_fingerprint(key, details) -%}
+    {%- set parts = [] -%}
+    {%- for detail in details -%}
+        {%- do parts.append("coalesce(cast(" ~ detail ~ " as " ~ dbt.type_string() ~ "), '')") -%}
+    {%- endfor -%}
+    ({{ cdp_identifier_key(key, parts | join(" || '/' || ")) }} % 2147483647)
 {%- endmacro %}
 
 {#- The visitor an event belongs to for sessions: its customer, else its device. -#}

@@ -55,3 +55,30 @@
         {%- endif -%}
     {%- endfor -%}
 {%- endmacro %}
+
+{#- The rules int_golden_records applies: var cdp_survivorship, and the CRM lifecycle stage by most
+    recent observation (column crm_lifecycle_stage). -#}
+{% macro cdp_survivorship_rules() -%}
+    {%- set rules = {} -%}
+    {%- do rules.update(var('cdp_survivorship')) -%}
+    {%- do rules.update({'lifecycle_stage': 'most_recent'}) -%}
+    {{ return(rules) }}
+{%- endmacro %}
+
+{#- A digest of every attribute's compiled survivor (rules and source priority): when it changes, the
+    stored golden records were chosen differently. -#}
+{% macro cdp_survivorship_signature() -%}
+    {%- set parts = [] -%}
+    {%- for attribute, rule in cdp_survivorship_rules().items() -%}
+        {%- do parts.append(attribute ~ '=' ~ cdp_survivor(attribute, rule)) -%}
+    {%- endfor -%}
+    {{ return(local_md5(parts | join('\n'))) }}
+{%- endmacro %}
+
+{#- Whether an incremental build of int_golden_records (`relation`) must choose every customer again:
+    no state, or other survivorship rules. -#}
+{% macro cdp_golden_records_recompute_all(relation) -%}
+    {%- if not execute -%}{{ return(true) }}{%- endif -%}
+    {%- set state = cdp_read_state(relation, ['survivorship_signature']) -%}
+    {{ return(state is none or state.survivorship_signature != cdp_survivorship_signature()) }}
+{%- endmacro %}

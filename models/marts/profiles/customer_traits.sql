@@ -1,16 +1,15 @@
 {#-
     One row per customer: the golden record and the computed traits segments are written on.
-    Event aggregates (core and declared traits) come from int_computed_traits, one pass over
-    customer_events; customer_profiles adds the segments each customer is in.
+    The golden record comes from int_golden_records, event aggregates (core and declared traits) from
+    int_computed_traits, one pass over customer_events; customer_profiles adds the segments each
+    customer is in.
 -#}
 {%- set survivorship = var('cdp_survivorship') %}
 {%- set user_traits = cdp_user_computed_traits() %}
-{%- do cdp_check_survivorship() %}
-{%- set frequency_attributes = [] %}
-{%- set ranked_attributes = ['lifecycle_stage'] %}
-{%- for attribute, rule in survivorship.items() %}
-    {%- do (frequency_attributes if rule == 'most_frequent' else ranked_attributes).append(attribute) %}
-{%- endfor %}
+{%- set rfm_orderings = [
+    ('recency_score', 'days_since_last_order desc'),
+    ('frequency_score', 'orders'),
+    ('monetary_score', 'lifetime_value')] %}
 
 with
 
@@ -32,9 +31,9 @@ sessions as (
 
 ),
 
-attributes as (
+golden as (
 
-    select * from {{ ref('int_profile_attributes') }}
+    select * from {{ ref('int_golden_records') }}
 
 ),
 
@@ -48,48 +47,6 @@ customers as (
         max(case when identifier_type = 'user_id' then identifier_value end) as user_id,
         max(case when identifier_type = 'crm_id' then identifier_value end) as crm_id
     from graph
-    group by customer_id
-
-),
-
-candidates as (
-    {#- The observations survivorship ranks; a most_frequent attribute's are one row per value, with
-        how often and when last it was observed. #}
-    select
-        customer_id,
-        attribute,
-        attribute_value,
-        source_model,
-        observed_at,
-        0 as value_count
-    from attributes
-    where attribute in ({{ cdp_sql_strings(ranked_attributes) }})
-    {%- if frequency_attributes %}
-        union all
-        select
-            customer_id,
-            attribute,
-            attribute_value,
-            cast(null as {{ dbt.type_string() }}) as source_model,
-            max(observed_at) as observed_at,
-            count(*) as value_count
-        from attributes
-        where attribute in ({{ cdp_sql_strings(frequency_attributes) }})
-        group by customer_id, attribute, attribute_value
-    {%- endif %}
-
-),
-
-golden as (
-    {#- One pass: each attribute's survivor is an aggregate over the customer's rows. CRM
-        lifecycle_stage is most_recent. #}
-    select
-        customer_id,
-        {%- for attribute, rule in survivorship.items() %}
-            {{ cdp_survivor(attribute, rule) }} as {{ attribute }},
-        {%- endfor %}
-        {{ cdp_survivor('lifecycle_stage', 'most_recent') }} as crm_lifecycle_stage
-    from candidates
     group by customer_id
 
 ),
@@ -189,14 +146,13 @@ rfm_scores as (
         share a score (a quintile starts where the first of its ties ranks), so every rebuild and
         engine gives the same scores; ranked on narrow rows, then joined back. #}
     select
-        customer_id,
-        {%- for score, ordering in [
-            ('recency_score', 'days_since_last_order desc'),
-            ('frequency_score', 'orders'),
-            ('monetary_score', 'lifetime_value')] %}
-            cast(1 + floor(5.0 * (rank() over (order by {{ ordering }}) - 1) / buyer_count)
-                as {{ dbt.type_int() }}) as {{ score }}{{ ',' if not loop.last }}
+        {%- for score, ordering in rfm_orderings %}
+            cast(
+                1 + floor(5.0 * (rank() over (order by {{ ordering }}) - 1) / buyer_count)
+                as {{ dbt.type_int() }}
+            ) as {{ score }},
         {%- endfor %}
+        customer_id
     from buyers
 
 ),
@@ -253,7 +209,10 @@ final as (
             when rfm.orders = 0 then 'no orders'
             else
                 cast(rfm.days_since_last_order as {{ dbt.type_string() }}) || ' days since last order against a usual '
-                || cast(cast(round(coalesce(rfm.days_between_orders, 90), 0) as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
+                || cast(
+                    cast(round(coalesce(rfm.days_between_orders, 90), 0) as {{ dbt.type_int() }})
+                    as {{ dbt.type_string() }}
+                )
                 || ' between orders'
                 || case
                     when
