@@ -75,6 +75,11 @@
     {{ return(local_md5(parts | join('\n'))) }}
 {%- endmacro %}
 
+{#- Post-hook SQL of int_golden_records: the state its next build compares with. -#}
+{% macro cdp_golden_records_save_state(relation) -%}
+    {{ return(cdp_save_state(relation, {'survivorship_signature': "'" ~ cdp_survivorship_signature() ~ "'"})) }}
+{%- endmacro %}
+
 {#- Whether an incremental build of int_golden_records (`relation`) must choose every customer again:
     no state, or other survivorship rules. -#}
 {% macro cdp_golden_records_recompute_all(relation) -%}

@@ -69,11 +69,30 @@ SESSIONS_REBUILD_ARGS = [
     "--vars",
     "{cdp_verify_incremental: true}",
 ]
+# Damage the incremental int_golden_records must repair (plain INSERTs again): a customer that does not
+# exist, and one customer stored twice.
+_GOLDEN_COLUMNS = (
+    "email, phone, first_name, last_name, company, city, country, crm_lifecycle_stage, observation_count, "
+    "observation_fingerprint"
+)
+GOLDEN_SQL = (
+    "select customer_id, email, phone, first_name, last_name, company, city, country, crm_lifecycle_stage, "
+    "observation_count from intermediate.int_golden_records"
+)
+GOLDEN_DAMAGE_SQL = (
+    f"insert into intermediate.int_golden_records select concat('ghost-', customer_id), {_GOLDEN_COLUMNS} "
+    "from intermediate.int_golden_records where customer_id = (select max(customer_id) from "
+    "intermediate.int_golden_records)",
+    f"insert into intermediate.int_golden_records select customer_id, {_GOLDEN_COLUMNS} "
+    "from intermediate.int_golden_records where customer_id = (select min(customer_id) from "
+    "intermediate.int_golden_records)",
+)
 EVENTS_REBUILD_ARGS = [
     "--select",
     "customer_events",
     "customer_sessions",
     "int_computed_traits",
+    "int_golden_records",
     "--exclude",
     "test_type:unit",
 ]

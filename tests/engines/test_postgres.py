@@ -20,6 +20,8 @@ from reverse_etl.engines import (
 )
 from tests.engines.conftest import (
     EVENTS_REBUILD_ARGS,
+    GOLDEN_DAMAGE_SQL,
+    GOLDEN_SQL,
     HISTORY_SQL,
     REBUILD_ARGS,
     SESSIONS_DAMAGE_SQL,
@@ -110,7 +112,8 @@ def test_incremental_sessions_repair_on_postgres(
     duckdb_reference: dict[str, set[tuple]],
 ) -> None:
     """An incremental customer_sessions sessionises again a visitor whose stored sessions disagree with
-    customer_events and drops a visitor with no events (strategy cdp_replace_keys)."""
+    customer_events and drops a visitor with no events (strategy cdp_replace_keys); int_golden_records
+    drops a customer it does not know and a second copy."""
     env, target = built
     count = "select count(*) from marts.customer_sessions"
     before = query_rows("postgres", count, target=postgres.target)[0][0]
@@ -126,9 +129,21 @@ def test_incremental_sessions_repair_on_postgres(
     dbt(["run", *target, *SESSIONS_REBUILD_ARGS], env)
     actual = set(query_rows("postgres", SESSIONS_SQL, target=postgres.target))
     assert_same("postgres", duckdb_reference, {"customer_sessions": actual})
+    golden = set(query_rows("postgres", GOLDEN_SQL, target=postgres.target))
+    con = postgres.target.connect()
+    try:
+        with con.cursor() as cur:
+            for sql in GOLDEN_DAMAGE_SQL:
+                cur.execute(sql)
+        con.commit()
+    finally:
+        con.close()
     dbt(["run", *target, *EVENTS_REBUILD_ARGS], env)
     actual = set(query_rows("postgres", SESSIONS_SQL, target=postgres.target))
     assert_same("postgres", duckdb_reference, {"customer_sessions": actual})
+    # int_golden_records drops the ghost and the second copy (strategy cdp_replace_keys).
+    rows = query_rows("postgres", GOLDEN_SQL, target=postgres.target)
+    assert len(rows) == len(golden) and set(rows) == golden
 
 
 def test_postgres_type_names_the_column_it_cannot_map() -> None:

@@ -12,6 +12,8 @@ import pytest
 from reverse_etl.engines import ENGINE_PROFILES_DIR, load_spark, query_rows, spark_available, spark_session
 from tests.engines.conftest import (
     EVENTS_REBUILD_ARGS,
+    GOLDEN_DAMAGE_SQL,
+    GOLDEN_SQL,
     HISTORY_SQL,
     REBUILD_ARGS,
     SESSIONS_DAMAGE_SQL,
@@ -93,7 +95,8 @@ def test_incremental_sessions_repair_on_spark(
     spark: tuple[Any, dict[str, str | None]], built: list[str], duckdb_reference: dict[str, set[tuple]]
 ) -> None:
     """customer_sessions' cdp_replace_keys strategy on Parquet (a rewrite, macros/engines/): a visitor
-    whose stored sessions disagree with customer_events is sessionised again, one with no events goes."""
+    whose stored sessions disagree with customer_events is sessionised again, one with no events goes.
+    int_golden_records, by the same strategy, drops a customer it does not know and a second copy."""
     session, env = spark
     count = "select count(*) from marts.customer_sessions"
     before = query_rows("spark", count, spark=session)[0][0]
@@ -103,9 +106,15 @@ def test_incremental_sessions_repair_on_spark(
     dbt(["run", *built, *SESSIONS_REBUILD_ARGS], env)
     actual = set(query_rows("spark", SESSIONS_SQL, spark=session))
     assert_same("spark", duckdb_reference, {"customer_sessions": actual})
+    golden = set(query_rows("spark", GOLDEN_SQL, spark=session))
+    for sql in GOLDEN_DAMAGE_SQL:
+        session.sql(sql)
     dbt(["run", *built, *EVENTS_REBUILD_ARGS], env)
     actual = set(query_rows("spark", SESSIONS_SQL, spark=session))
     assert_same("spark", duckdb_reference, {"customer_sessions": actual})
+    # int_golden_records drops the ghost and the second copy (strategy cdp_replace_keys).
+    rows = query_rows("spark", GOLDEN_SQL, spark=session)
+    assert len(rows) == len(golden) and set(rows) == golden
 
 
 @pytest.mark.spark

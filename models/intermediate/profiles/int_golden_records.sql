@@ -18,7 +18,7 @@
     unique_key='customer_id',
     cdp_tombstone_column='observation_count',
     on_schema_change=('fail' if target.type == 'spark' else 'sync_all_columns'),
-    post_hook=["{{ cdp_save_state(this, {'survivorship_signature': \"'\" ~ cdp_survivorship_signature() ~ \"'\"}) }}"],
+    post_hook=["{{ cdp_golden_records_save_state(this) }}"],
 ) }}
 
 {%- do cdp_check_survivorship() %}
@@ -60,8 +60,13 @@ observations as (
     ),
 
     stored as (  -- noqa: ST03
-
-        select * from {{ this }}
+        {#- Summed per customer, so that a key stored twice differs and is chosen again. #}
+        select
+            customer_id,
+            sum(observation_count) as observation_count,
+            cast(sum(observation_fingerprint) as {{ dbt.type_bigint() }}) as observation_fingerprint
+        from {{ this }}
+        group by customer_id
 
     ),
 
