@@ -257,7 +257,7 @@ def golden_records(database: Path) -> list[tuple]:
     return query(database, "select * from intermediate.int_golden_records order by customer_id")
 
 
-def test_golden_records_follow_changed_observations_and_equal_a_full_refresh(
+def test_golden_records_follow_changed_source_rows_and_equal_a_full_refresh(
     world: World, tmp_path: Path
 ) -> None:
     assert traits(world.second, "u-sam")["company"] == "Acme Ltd"  # the contact's new version
@@ -268,7 +268,7 @@ def test_golden_records_follow_changed_observations_and_equal_a_full_refresh(
 
 
 def test_golden_records_choose_again_only_for_changed_customers(world: World, tmp_path: Path) -> None:
-    """A stored row whose observations are unchanged is kept as it is; one whose count or fingerprint
+    """A stored row whose source rows are unchanged is kept as it is; one whose count or fingerprint
     differs is chosen again. Survivorship rules that change choose again for everyone."""
     db = tmp_path / "cdp.duckdb"
     shutil.copy(world.first, db)
@@ -276,7 +276,7 @@ def test_golden_records_choose_again_only_for_changed_customers(world: World, tm
     try:
         for user_id, change in (
             ("u-h000", "first_name = 'Kept'"),
-            ("u-h001", "first_name = 'Chosen again', observation_fingerprint = observation_fingerprint + 1"),
+            ("u-h001", "first_name = 'Chosen again', source_row_fingerprint = source_row_fingerprint + 1"),
         ):
             con.execute(
                 f"update intermediate.int_golden_records set {change} where customer_id = "

@@ -186,6 +186,15 @@
     (any type, null allowed). Incremental models sum it per key to tell which keys' input rows changed
     (cdp_changed_keys). -#}
 {% macro cdp_fingerprint(key, details) -%}
+    {{ return(adapter.dispatch('cdp_fingerprint', 'cdp')(key, details)) }}
+{%- endmacro %}
+
+{#- DuckDB hashes the typed values themselves: no text is built for each row. -#}
+{% macro duckdb__cdp_fingerprint(key, details) -%}
+    cast(hash({{ key }}, {{ details | join(', ') }}) % 2147483647 as {{ dbt.type_bigint() }})
+{%- endmacro %}
+
+{% macro default__cdp_fingerprint(key, details) -%}
     {%- set parts = [] -%}
     {%- for detail in details -%}
         {%- do parts.append("coalesce(cast(" ~ detail ~ " as " ~ dbt.type_string() ~ "), '')") -%}

@@ -72,12 +72,12 @@ SESSIONS_REBUILD_ARGS = [
 # Damage the incremental int_golden_records must repair (plain INSERTs again): a customer that does not
 # exist, and one customer stored twice.
 _GOLDEN_COLUMNS = (
-    "email, phone, first_name, last_name, company, city, country, crm_lifecycle_stage, observation_count, "
-    "observation_fingerprint"
+    "email, phone, first_name, last_name, company, city, country, crm_lifecycle_stage, source_row_count, "
+    "source_row_fingerprint"
 )
 GOLDEN_SQL = (
     "select customer_id, email, phone, first_name, last_name, company, city, country, crm_lifecycle_stage, "
-    "observation_count from intermediate.int_golden_records"
+    "source_row_count from intermediate.int_golden_records"
 )
 GOLDEN_DAMAGE_SQL = (
     f"insert into intermediate.int_golden_records select concat('ghost-', customer_id), {_GOLDEN_COLUMNS} "
