@@ -46,7 +46,7 @@
         {%- if attribute not in known -%}
             {% do exceptions.raise_compiler_error(
                 "var cdp_survivorship: no source holds attribute '" ~ attribute ~ "'; use one of "
-                ~ known | join(', ') ~ " (or add it to models/intermediate/profiles/int_profile_attributes.sql)") %}
+                ~ known | join(', ') ~ " (or add a source column for it in macros/profiles/profile_attributes.sql)") %}
         {%- endif -%}
         {%- if rule not in rules -%}
             {% do exceptions.raise_compiler_error(
