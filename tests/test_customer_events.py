@@ -161,6 +161,7 @@ class Timeline:
     customers: dict[str, str]  # customer ids seen along the way, by role
     full_refresh: Rows  # a full refresh on a copy of the warehouse after the story
     rerun: Rows  # the same warehouse after one more incremental build with no new data
+    rerun_written: tuple[dict, dict]  # customer_events' bookkeeping before and after that build
     snapshot_rows: tuple[int, int]  # rows of customer_events__graph and identity_graph after the rerun
     late: Rows  # after late rows arrived, one within the lookback and one outside it
     late_full_refresh: Rows  # a full refresh on a copy after that
@@ -299,8 +300,10 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
     full_refresh = events(copy)
     checkpoints = {"story": (sessions_after[-1], sessions(copy))}
     traits = {"story": (computed_traits(db), computed_traits(copy))}
+    written_before_rerun = written(db)
     dbt_build(db, dbt_target, *BUILD)
     rerun = events(db)
+    rerun_written = (written_before_rerun, written(db))
     checkpoints["rerun"] = (sessions(db), sessions(copy))
     traits["rerun"] = (computed_traits(db), computed_traits(copy))
     con = duckdb.connect(str(db), read_only=True)
@@ -336,6 +339,7 @@ def timeline(tmp_path_factory: pytest.TempPathFactory, dbt_target: Path) -> Time
         customers,
         full_refresh,
         rerun,
+        rerun_written,
         snapshot_rows,
         late,
         events(late_copy),
@@ -423,6 +427,8 @@ def test_incremental_builds_equal_a_full_refresh(timeline: Timeline) -> None:
 
 def test_a_rerun_without_new_data_changes_nothing(timeline: Timeline) -> None:
     assert timeline.rerun == timeline.after[2]
+    before, after = timeline.rerun_written
+    assert after == before  # the lookback read build 3's events again and wrote none of them
     snapshot, graph = timeline.snapshot_rows
     assert snapshot == graph > 0
 
@@ -455,11 +461,13 @@ def test_sessions_follow_their_events_through_a_merge(timeline: Timeline) -> Non
 
 def test_each_build_numbers_its_rows_and_keeps_whose_they_were(timeline: Timeline) -> None:
     """Build 2 merged Ann's device into Ann: the re-attributed page views carry build 2 and the device's
-    customer id; rows build 2 added carry no previous visitor; rows it did not touch keep build 1."""
+    customer id; rows build 2 added carry no previous visitor; rows it did not touch keep build 1, those
+    its lookback read again unchanged included."""
     rows, ids, customers = timeline.written_after_merge, timeline.ids, timeline.customers
     for key in ("ann_page_1", "ann_page_2"):
         assert rows[ids[key]] == (2, customers["dev_ann"])
     assert rows[ids["other_page_1"]] == (1, None)  # outside the lookback, its device unchanged
+    assert rows[ids["other_page_3"]] == (1, None)  # inside it, with the fingerprint of its stored copy
     added = set(timeline.after[1]) - set(timeline.after[0])
     assert added and all(rows[key] == (2, None) for key in added)
 

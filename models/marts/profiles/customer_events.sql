@@ -339,14 +339,32 @@ new_events as (
         ),
     {%- endif %}
 
-    replaced_copies as (
-        {#- Whose the stored copy of a new event was. The table is read here by name, not through
-            `stored`: a CTE read twice is materialised whole. -#}
+    stored_copies as (
+        {#- The stored copy of each new event, if there is one: its fingerprint and whose it was. -#}
         select
             stored_copies.event_id,
+            stored_copies.event_fingerprint,
             {{ cdp_visitor_id('stored_copies.customer_id', 'stored_copies.anonymous_id') }} as previous_visitor_id
-        from {{ this }} as stored_copies
-        inner join new_events on stored_copies.event_id = new_events.event_id
+        from ({{ cdp_stored_rows(this, 'event_id', 'new_events',
+            ['event_id', 'event_fingerprint', 'customer_id', 'anonymous_id']) }}) as stored_copies
+
+    ),
+
+    fresh_events as (
+        {#- New events, and new versions of stored ones. An event the lookback reads again with the
+            fingerprint of its stored copy keeps its row; an identity change that concerns it
+            re-attributes that row below. Var cdp_verify_incremental writes every event read again. -#}
+        select
+            new_events.*,
+            stored_copies.previous_visitor_id
+        from new_events
+        left join stored_copies on new_events.event_id = stored_copies.event_id
+        {%- if not var('cdp_verify_incremental', false) %}
+            where
+                stored_copies.event_id is null
+                or stored_copies.event_fingerprint != {{ cdp_event_fingerprint(
+                    'new_events.event_id', 'new_events.occurred_at', 'new_events.loaded_at') }}
+        {%- endif %}
 
     ),
 
@@ -356,18 +374,14 @@ new_events as (
             affected.{{ event_columns | join(', affected.') }},
             {{ cdp_visitor_id('affected.customer_id', 'affected.anonymous_id') }} as previous_visitor_id
         from affected
-        left join new_events on affected.event_id = new_events.event_id
-        where new_events.event_id is null
+        left join fresh_events on affected.event_id = fresh_events.event_id
+        where fresh_events.event_id is null
 
     ),
 
     to_attribute as (
 
-        select
-            new_events.*,
-            replaced_copies.previous_visitor_id
-        from new_events
-        left join replaced_copies on new_events.event_id = replaced_copies.event_id
+        select * from fresh_events
         union all
         select * from reattributed
 
