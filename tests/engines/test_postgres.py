@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,18 @@ def test_incremental_rebuild_on_postgres(
     check_history_after_rebuild(before, query_rows("postgres", HISTORY_SQL, target=postgres.target)[0])
 
 
+def execute(postgres: PostgresCluster, statements: Sequence[str]) -> None:
+    """Run `statements` in one transaction on the cluster's target database."""
+    con = postgres.target.connect()
+    try:
+        with con.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+        con.commit()
+    finally:
+        con.close()
+
+
 @pytest.mark.postgres
 def test_incremental_sessions_repair_on_postgres(
     postgres: PostgresCluster,
@@ -117,27 +129,13 @@ def test_incremental_sessions_repair_on_postgres(
     env, target = built
     count = "select count(*) from marts.customer_sessions"
     before = query_rows("postgres", count, target=postgres.target)[0][0]
-    con = postgres.target.connect()
-    try:
-        with con.cursor() as cur:
-            for sql in SESSIONS_DAMAGE_SQL:
-                cur.execute(sql)
-        con.commit()
-    finally:
-        con.close()
+    execute(postgres, SESSIONS_DAMAGE_SQL)
     assert query_rows("postgres", count, target=postgres.target)[0][0] > before
     dbt(["run", *target, *SESSIONS_REBUILD_ARGS], env)
     actual = set(query_rows("postgres", SESSIONS_SQL, target=postgres.target))
     assert_same("postgres", duckdb_reference, {"customer_sessions": actual})
     golden = set(query_rows("postgres", GOLDEN_SQL, target=postgres.target))
-    con = postgres.target.connect()
-    try:
-        with con.cursor() as cur:
-            for sql in GOLDEN_DAMAGE_SQL:
-                cur.execute(sql)
-        con.commit()
-    finally:
-        con.close()
+    execute(postgres, GOLDEN_DAMAGE_SQL)
     dbt(["run", *target, *EVENTS_REBUILD_ARGS], env)
     actual = set(query_rows("postgres", SESSIONS_SQL, target=postgres.target))
     assert_same("postgres", duckdb_reference, {"customer_sessions": actual})

@@ -8,7 +8,9 @@
     Incremental (delete+insert on event_id). Each build
       1. loads the events of each type whose loaded_at is at or after the latest loaded_at of that type
          already stored, minus var cdp_events_lookback_hours (late rows inside the window are picked
-         up, rows landing later than that are not: a --full-refresh picks them up);
+         up, rows landing later than that are not: a --full-refresh picks them up), and writes those
+         new to the table or whose fingerprint differs from their stored copy's (an event read again
+         unchanged keeps its row);
       2. re-attributes stored events whose attributing identifier now belongs to another customer or
          left the graph (merges, splits, erasures), and stored events that carry an identifier new to
          the graph (it may be stronger than the one that attributed them). Both are found by comparing
