@@ -191,7 +191,6 @@ final as (
         ) as lifecycle_stage,
         {#- Churn risk: how overdue the next order is against the customer's own rhythm (or 90 days),
             raised when email engagement has stopped. Explained in churn_risk_reason. -#}
-        
         case
             when rfm.orders = 0 then null
             else least(1.0, round(
