@@ -584,6 +584,58 @@ def test_a_new_session_timeout_sessionises_every_visitor_again(timeline: Timelin
     assert [s[1:] for s in ann][0] == (2, 2)
 
 
+def test_an_erasure_nulls_the_forgotten_identifiers_on_stored_events(
+    timeline: Timeline, tmp_path: Path
+) -> None:
+    """Ann asks to be forgotten (her user id, emails and device, as `cdp privacy forget` records them):
+    the next incremental build keeps her events for counts but no row keeps those values, as a full
+    refresh gives; sessions and computed traits follow."""
+    forgotten = [
+        ("user_id", "u-ann"),
+        ("email", "ann@mail.org"),
+        ("email", "u-ann@mail.org"),  # on her order
+        ("anonymous_id", "dev-ann"),
+    ]
+    incremental, full = tmp_path / "incremental.duckdb", tmp_path / "full.duckdb"
+    shutil.copy(timeline.database, incremental)
+    con = duckdb.connect(str(incremental))
+    try:
+        for identifier_type, value in forgotten:
+            con.execute(
+                "insert into cdp_privacy.forgotten_identifiers values "
+                "('r-1', ?, md5(? || ':' || ?), md5(?), current_timestamp)",
+                [identifier_type, identifier_type, value, value],
+            )
+    finally:
+        con.close()
+    shutil.copy(incremental, full)
+    before = written(incremental)
+    dbt_build(incremental, tmp_path / "target", *BUILD)
+    dbt_build(full, tmp_path / "full_target", *BUILD, "--full-refresh")
+
+    rows = events(incremental)
+    refreshed = events(full)
+    # The full refresh also loads the page that landed after the lookback (Ann's device: nulled too).
+    assert refreshed.pop(timeline.ids["late_outside"])["anonymous_id"] is None
+    assert rows == refreshed
+    assert set(rows) == set(timeline.late)  # every event is still counted
+    values = {value for _, value in forgotten}
+    held = {row[column] for row in rows.values() for column in ("user_id", "email", "phone", "anonymous_id")}
+    assert not values & held
+    ann_events = [
+        key for key, row in timeline.late.items() if row["customer_id"] == timeline.customers["ann"]
+    ]
+    assert {key: rows[key] for key in ann_events if rows[key]["customer_id"] is not None} == {}
+    # Only the events that held a forgotten value were written again.
+    after = written(incremental)
+    rewritten = {key for key in after if after[key][0] != before[key][0]}
+    assert rewritten == set(ann_events)
+    assert sessions(incremental) == sessions(full)
+    assert timeline.customers["ann"] not in visitor_sessions(sessions(incremental))
+    assert computed_traits(incremental) == computed_traits(full)
+    assert timeline.customers["ann"] not in computed_traits(incremental)
+
+
 def test_a_never_merge_override_moves_history_back(tmp_path: Path) -> None:
     """Merge, then split by a never_merge override: the device's page views return to its own id."""
     project = tmp_path / "project"

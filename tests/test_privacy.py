@@ -225,6 +225,12 @@ def test_the_build_excludes_the_forgotten_person(world: World) -> None:
         "('ann@example.org', 'u-ann', 'dev-ann')"
     )
     assert rows == [(0,)]
+    # Her events stay on the timeline for counts, without her identifiers.
+    carried = world.query(
+        "select count(*) from marts.customer_events where lower(email) = 'ann@example.org' "
+        "or user_id = 'u-ann' or anonymous_id = 'dev-ann'"
+    )
+    assert carried == [(0,)]
     emails = {r[0] for r in world.query("select email from marts.customer_profiles")}
     assert emails == {PEOPLE["bob"], PEOPLE["cat"]}
 

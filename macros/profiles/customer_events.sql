@@ -78,6 +78,37 @@
         ~ '(select kept.identifier_key from ' ~ side ~ ' as kept)') }}
 {%- endmacro %}
 
+{#- Erasure (cdp privacy forget). customer_events keeps a forgotten person's events for counts, with the
+    forgotten identifiers nulled: no row keeps a value whose hash is in stg_privacy__forgotten_identifiers.
+    The side table holds the hashes the stored rows already honour, so a build rewrites stored events
+    only for identifiers forgotten since the last one (usually none: nothing is read for it). -#}
+{% macro cdp_customer_events_forgotten(relation) -%}
+    {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__forgotten'})) }}
+{%- endmacro %}
+
+{#- The hash of one identifier as the erasure list stores it: md5 of `type:value`. -#}
+{% macro cdp_forgotten_hash(identifier_type, value) -%}
+    {{ dbt.hash("'" ~ identifier_type ~ ":' || " ~ value) }}
+{%- endmacro %}
+
+{#- How many forgotten identifier hashes the build must honour: {'all': in the erasure list, 'new': not
+    yet in the side table (all of them when there is no side table or on a full build)}. -#}
+{% macro cdp_customer_events_forgotten_counts(forgotten, side) -%}
+    {%- if not execute -%}{{ return({'all': 0, 'new': 0}) }}{%- endif -%}
+    {%- set sql = 'select count(*) as all_hashes' -%}
+    {%- if side is not none -%}
+        {%- set sql = sql ~ ', count(case when kept.identifier_hash is null then 1 end) as new_hashes from '
+            ~ forgotten ~ ' as listed left join ' ~ side
+            ~ ' as kept on listed.identifier_hash = kept.identifier_hash' -%}
+    {%- else -%}
+        {%- set sql = sql ~ ' from ' ~ forgotten -%}
+    {%- endif -%}
+    {%- set row = run_query(sql).rows[0] -%}
+    {%- set counts = {'all': row[0] | int} -%}
+    {%- do counts.update({'new': (row[1] or 0) | int if side is not none else counts['all']}) -%}
+    {{ return(counts) }}
+{%- endmacro %}
+
 {#- Columns an incremental build of `relation` needs in the stored table; a table built before they
     existed is rebuilt with --full-refresh (the message says so). -#}
 {% macro cdp_check_incremental_columns(relation, columns) -%}

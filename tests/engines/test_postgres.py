@@ -155,3 +155,44 @@ def test_postgres_type_names_the_column_it_cannot_map() -> None:
 def test_cli_and_a_sync_on_postgres(built: tuple[dict[str, str | None], list[str]], tmp_path: Path) -> None:
     """`cdp --target postgres` reads identity, profiles and segments there; a sync keeps its state there."""
     check_cli_and_sync(built[0], "postgres", tmp_path)
+
+
+# Events that still carry an identifier of the erasure request 'r-engine'.
+CARRIED_SQL = """
+select count(*) from marts.customer_events as e
+where exists (
+    select 1 from cdp_privacy.forgotten_identifiers as f
+    where f.request_id = 'r-engine' and f.identifier_hash in (
+        md5('user_id:' || e.user_id), md5('email:' || e.email), md5('phone:' || e.phone),
+        md5('anonymous_id:' || e.anonymous_id)
+    )
+)
+"""
+
+
+@pytest.mark.postgres
+def test_an_erasure_nulls_the_identifiers_on_stored_events_on_postgres(
+    postgres: PostgresCluster, built: tuple[dict[str, str | None], list[str]]
+) -> None:
+    """Every identifier of one customer goes on the erasure list; the next run (identity, then an
+    incremental customer_events) keeps the customer's events with those values nulled."""
+    env, target = built
+    person = (
+        "select customer_id from marts.identity_graph where identifier_type = 'email' "
+        "order by identifier_value limit 1"
+    )
+    execute(
+        postgres,
+        [
+            "insert into cdp_privacy.forgotten_identifiers "
+            "(request_id, identifier_type, identifier_hash, value_hash, forgotten_at) "
+            "select 'r-engine', identifier_type, md5(identifier_type || ':' || identifier_value), "
+            f"md5(identifier_value), now() from marts.identity_graph where customer_id = ({person})"
+        ],
+    )
+    count = "select count(*) from marts.customer_events"
+    before = query_rows("postgres", count, target=postgres.target)[0][0]
+    assert query_rows("postgres", CARRIED_SQL, target=postgres.target)[0][0] > 0
+    dbt(["run", *target, "--select", "+customer_events", "--exclude", "test_type:unit"], env)
+    assert query_rows("postgres", CARRIED_SQL, target=postgres.target) == [(0,)]
+    assert query_rows("postgres", count, target=postgres.target)[0][0] == before

@@ -21,6 +21,10 @@
          post-hook): usually none are, and the stored events are not read for them.
     A full refresh attributes every event the same way, so both paths give the same table.
 
+    Identifiers on the erasure list (cdp privacy forget) are nulled on every row written; a build
+    rewrites the stored events that carry an identifier forgotten since the last build
+    (customer_events__forgotten, kept by the post-hook, holds those already honoured).
+
     Each build has a number, one more than the last (written_in_build), on every row it writes; a row it
     replaced or re-attributed also keeps the visitor the event belonged to before (previous_visitor_id).
     customer_sessions and int_computed_traits read the rows of the latest build to learn which visitors
@@ -35,6 +39,8 @@
         "{{ cdp_replace_table(cdp_customer_events_snapshot(this),
             'select identifier_key, customer_id from ' ~ ref('identity_graph')) }}",
         "{{ cdp_keep_unmatched_identifiers(this) }}",
+        "{{ cdp_replace_table(cdp_customer_events_forgotten(this),
+            'select identifier_hash from ' ~ ref('stg_privacy__forgotten_identifiers')) }}",
     ],
 ) }}
 
@@ -49,6 +55,11 @@
 {#- One more than the latest build of the stored table, full refreshes included, so a reader's state
     never matches a build it has not read. #}
 {%- set previous_builds = cdp_customer_events_builds(this) %}
+{#- Each identifier column and the graph join that attributes by it. -#}
+{%- set identifier_columns = {
+    'user_id': 'by_user', 'email': 'by_email', 'phone': 'by_phone', 'anonymous_id': 'by_device'} %}
+{%- set forgotten_side = load_cached_relation(cdp_customer_events_forgotten(this)) if is_incremental() else none %}
+{%- set forgotten = cdp_customer_events_forgotten_counts(ref('stg_privacy__forgotten_identifiers'), forgotten_side) %}
 {%- set build_number = (previous_builds.latest if previous_builds else 0) + 1 %}
 {%- if is_incremental() %}
     {%- do cdp_check_incremental_columns(this, [
@@ -69,6 +80,14 @@ graph as (
     select * from {{ ref('identity_graph') }}
 
 ),
+{%- if forgotten['all'] > 0 %}
+
+    forgotten as (
+
+        select identifier_hash from {{ ref('stg_privacy__forgotten_identifiers') }}
+
+    ),
+{%- endif %}
 
 {%- if cdp_model_enabled('stg_segment__pages') %}
 
@@ -312,6 +331,21 @@ new_events as (
 
         ),
 
+        {%- if forgotten['new'] > 0 %}
+
+            newly_forgotten as (
+                {#- Forgotten since the last build: stored events carrying them are written again. -#}
+                select forgotten.identifier_hash
+                from forgotten
+                {%- if forgotten_side is not none %}
+                    where forgotten.identifier_hash not in (
+                        select honoured.identifier_hash from {{ forgotten_side }} as honoured
+                    )
+                {%- endif %}
+
+            ),
+        {%- endif %}
+
         affected as (
             {#- Only the kinds of change this build has (cdp_identity_changes): none, no read of stored. -#}
             select stored.*
@@ -330,6 +364,13 @@ new_events as (
                         where added_identifiers.identifier_type = '{{ identifier_type }}'
                     )
                 {%- endfor %}
+                {%- if forgotten['new'] > 0 %}
+                    {%- for identifier_type in identifier_columns %}
+                        or {{ cdp_forgotten_hash(identifier_type, 'stored.' ~ identifier_type) }} in (
+                            select newly_forgotten.identifier_hash from newly_forgotten
+                        )
+                    {%- endfor %}
+                {%- endif %}
 
         ),
     {%- else %}
@@ -401,9 +442,20 @@ new_events as (
 {%- endif %}
 
 attributed as (
-
+    {#- A forgotten identifier is never in the graph, so only values the graph does not know are hashed
+        and looked up in the erasure list; a forgotten one is nulled. -#}
     select
-        to_attribute.*,
+        {%- for column in event_columns %}
+            {%- if column in identifier_columns and forgotten['all'] > 0 %}
+                case
+                    when forgotten_{{ column }}.identifier_hash is not null then null
+                    else to_attribute.{{ column }}
+                end as {{ column }},
+            {%- else %}
+                to_attribute.{{ column }},
+            {%- endif %}
+        {%- endfor %}
+        to_attribute.previous_visitor_id,
         coalesce(
             by_user.customer_id, by_email.customer_id, by_phone.customer_id, by_device.customer_id
         ) as customer_id,
@@ -425,6 +477,15 @@ attributed as (
         on by_phone.identifier_type = 'phone' and to_attribute.phone = by_phone.identifier_value
     left join graph as by_device
         on by_device.identifier_type = 'anonymous_id' and to_attribute.anonymous_id = by_device.identifier_value
+    {%- if forgotten['all'] > 0 %}
+        {%- for column, graph_alias in identifier_columns.items() %}
+            left join forgotten as forgotten_{{ column }}
+                on forgotten_{{ column }}.identifier_hash = case
+                    when {{ graph_alias }}.identifier_key is null
+                        then {{ cdp_forgotten_hash(column, 'to_attribute.' ~ column) }}
+                end
+        {%- endfor %}
+    {%- endif %}
 
 ),
 
