@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -121,6 +121,42 @@ def check_history_after_rebuild(before: tuple, after: tuple) -> None:
     rows2, exited2, distinct2, high_value_open2, members2 = (int(v or 0) for v in after)
     assert (rows2, exited2, distinct2, high_value_open2) == (rows, high_value_open, rows, 0), after
     assert members2 == rows - high_value_open, after
+
+
+# An erasure between two runs: every identifier of one customer goes on the erasure list, then identity
+# and customer_events (incremental) run again.
+ERASURE_RUN_ARGS = ["--select", "+customer_events", "--exclude", "test_type:unit"]
+FORGET_SQL = [
+    "insert into cdp_privacy.forgotten_identifiers "
+    "(request_id, identifier_type, identifier_hash, value_hash, forgotten_at) "
+    "select 'r-engine', identifier_type, md5(identifier_type || ':' || identifier_value), "
+    "md5(identifier_value), current_timestamp from marts.identity_graph where customer_id = ("
+    "select min(customer_id) from marts.identity_graph where identifier_type = 'email')"
+]
+# Events that still carry an identifier of that request.
+CARRIED_SQL = """
+select count(*) from marts.customer_events as e
+where exists (
+    select 1 from cdp_privacy.forgotten_identifiers as f
+    where f.request_id = 'r-engine' and f.identifier_hash in (
+        md5('user_id:' || e.user_id), md5('email:' || e.email), md5('phone:' || e.phone),
+        md5('anonymous_id:' || e.anonymous_id)
+    )
+)
+"""
+
+
+def check_erasure(
+    query: Callable[[str], list[tuple]], execute: Callable[[list[str]], None], run: Callable[[], object]
+) -> None:
+    """The forgotten customer's events keep their rows and lose the forgotten values."""
+    count = "select count(*) from marts.customer_events"
+    before = query(count)[0][0]
+    execute(FORGET_SQL)
+    assert query(CARRIED_SQL)[0][0] > 0
+    run()
+    assert [tuple(row) for row in query(CARRIED_SQL)] == [(0,)]
+    assert query(count)[0][0] == before
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -19,6 +19,7 @@ from reverse_etl.engines import (
     query_rows,
 )
 from tests.engines.conftest import (
+    ERASURE_RUN_ARGS,
     EVENTS_REBUILD_ARGS,
     GOLDEN_DAMAGE_SQL,
     GOLDEN_SQL,
@@ -29,6 +30,7 @@ from tests.engines.conftest import (
     SESSIONS_SQL,
     assert_same,
     check_cli_and_sync,
+    check_erasure,
     check_history_after_rebuild,
     comparisons,
     dbt,
@@ -157,19 +159,6 @@ def test_cli_and_a_sync_on_postgres(built: tuple[dict[str, str | None], list[str
     check_cli_and_sync(built[0], "postgres", tmp_path)
 
 
-# Events that still carry an identifier of the erasure request 'r-engine'.
-CARRIED_SQL = """
-select count(*) from marts.customer_events as e
-where exists (
-    select 1 from cdp_privacy.forgotten_identifiers as f
-    where f.request_id = 'r-engine' and f.identifier_hash in (
-        md5('user_id:' || e.user_id), md5('email:' || e.email), md5('phone:' || e.phone),
-        md5('anonymous_id:' || e.anonymous_id)
-    )
-)
-"""
-
-
 @pytest.mark.postgres
 def test_an_erasure_nulls_the_identifiers_on_stored_events_on_postgres(
     postgres: PostgresCluster, built: tuple[dict[str, str | None], list[str]]
@@ -177,22 +166,8 @@ def test_an_erasure_nulls_the_identifiers_on_stored_events_on_postgres(
     """Every identifier of one customer goes on the erasure list; the next run (identity, then an
     incremental customer_events) keeps the customer's events with those values nulled."""
     env, target = built
-    person = (
-        "select customer_id from marts.identity_graph where identifier_type = 'email' "
-        "order by identifier_value limit 1"
+    check_erasure(
+        lambda sql: query_rows("postgres", sql, target=postgres.target),
+        lambda statements: execute(postgres, statements),
+        lambda: dbt(["run", *target, *ERASURE_RUN_ARGS], env),
     )
-    execute(
-        postgres,
-        [
-            "insert into cdp_privacy.forgotten_identifiers "
-            "(request_id, identifier_type, identifier_hash, value_hash, forgotten_at) "
-            "select 'r-engine', identifier_type, md5(identifier_type || ':' || identifier_value), "
-            f"md5(identifier_value), now() from marts.identity_graph where customer_id = ({person})"
-        ],
-    )
-    count = "select count(*) from marts.customer_events"
-    before = query_rows("postgres", count, target=postgres.target)[0][0]
-    assert query_rows("postgres", CARRIED_SQL, target=postgres.target)[0][0] > 0
-    dbt(["run", *target, "--select", "+customer_events", "--exclude", "test_type:unit"], env)
-    assert query_rows("postgres", CARRIED_SQL, target=postgres.target) == [(0,)]
-    assert query_rows("postgres", count, target=postgres.target)[0][0] == before

@@ -11,6 +11,7 @@ import pytest
 
 from reverse_etl.engines import ENGINE_PROFILES_DIR, load_spark, query_rows, spark_available, spark_session
 from tests.engines.conftest import (
+    ERASURE_RUN_ARGS,
     EVENTS_REBUILD_ARGS,
     GOLDEN_DAMAGE_SQL,
     GOLDEN_SQL,
@@ -21,6 +22,7 @@ from tests.engines.conftest import (
     SESSIONS_SQL,
     assert_same,
     check_cli_and_sync,
+    check_erasure,
     check_history_after_rebuild,
     comparisons,
     dbt,
@@ -123,3 +125,21 @@ def test_cli_and_a_sync_on_spark(
 ) -> None:
     """`cdp --target spark` reads identity, profiles and segments there; a sync keeps its state there."""
     check_cli_and_sync(spark[1], "spark", tmp_path)
+
+
+@pytest.mark.spark
+def test_an_erasure_nulls_the_identifiers_on_stored_events_on_spark(
+    spark: tuple[Any, dict[str, str | None]], built: list[str]
+) -> None:
+    """As on PostgreSQL: the stored events of a forgotten customer lose the forgotten identifiers."""
+    session, env = spark
+
+    def execute(statements: list[str]) -> None:
+        for sql in statements:
+            session.sql(sql)
+
+    check_erasure(
+        lambda sql: query_rows("spark", sql, spark=session),
+        execute,
+        lambda: dbt(["run", *built, *ERASURE_RUN_ARGS], env),
+    )
