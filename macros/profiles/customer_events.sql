@@ -86,11 +86,6 @@
     {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__forgotten'})) }}
 {%- endmacro %}
 
-{#- The hash of one identifier as the erasure list stores it: md5 of `type:value`. -#}
-{% macro cdp_forgotten_hash(identifier_type, value) -%}
-    {{ dbt.hash("'" ~ identifier_type ~ ":' || " ~ value) }}
-{%- endmacro %}
-
 {#- How many forgotten identifier hashes the build must honour: {'all': in the erasure list, 'new': not
     yet in the side table (all of them when there is no side table or on a full build)}. -#}
 {% macro cdp_customer_events_forgotten_counts(forgotten, side) -%}

@@ -50,7 +50,7 @@ final as (
     from observations
     where identifier_value <> ''
         {#- people who asked to be forgotten (cdp privacy forget) leave the graph here #}
-        and {{ dbt.hash("identifier_type || ':' || identifier_value") }} not in (
+        and {{ cdp_forgotten_hash('identifier_type', 'identifier_value') }} not in (
             select identifier_hash from forgotten
         )
 

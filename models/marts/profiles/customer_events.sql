@@ -366,7 +366,7 @@ new_events as (
                 {%- endfor %}
                 {%- if forgotten['new'] > 0 %}
                     {%- for identifier_type in identifier_columns %}
-                        or {{ cdp_forgotten_hash(identifier_type, 'stored.' ~ identifier_type) }} in (
+                        or {{ cdp_forgotten_hash("'" ~ identifier_type ~ "'", 'stored.' ~ identifier_type) }} in (
                             select newly_forgotten.identifier_hash from newly_forgotten
                         )
                     {%- endfor %}
@@ -482,7 +482,7 @@ attributed as (
             left join forgotten as forgotten_{{ column }}
                 on forgotten_{{ column }}.identifier_hash = case
                     when {{ graph_alias }}.identifier_key is null
-                        then {{ cdp_forgotten_hash(column, 'to_attribute.' ~ column) }}
+                        then {{ cdp_forgotten_hash("'" ~ column ~ "'", 'to_attribute.' ~ column) }}
                 end
         {%- endfor %}
     {%- endif %}
